@@ -1,0 +1,3 @@
+from pitstop.cli.main import main
+
+main()

@@ -1,0 +1,213 @@
+"""Compatibility rules: the one place where each skew and support rule lives.
+
+A rule reads a :class:`ClusterVersions` — the versions of every component of one cluster at one
+instant — and the catalog, and returns the violations it sees. The planner checks every
+intermediate state of a plan with :func:`check_cluster`; preflight checks the current state with
+it; the property tests replay plans against it. Rules never say how to fix anything: they only
+judge a state.
+
+Sources: Kubernetes version-skew policy (kubernetes/website
+``content/en/releases/version-skew-policy.md``), containerd ``RELEASES.md``, kubeadm's etcd
+support table. Parameters (how many minors) come from ``catalog/data/kubernetes.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from pitstop.versions import Minor, Version, parse_version
+
+if TYPE_CHECKING:
+    from pitstop.catalog import Catalog
+    from pitstop.model import Cluster
+
+__all__ = ["ClusterVersions", "NodeGroup", "Violation", "check_cluster"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGroup:
+    """Nodes of one pool that run the same versions (the state abstraction that lets a plan for a
+    million nodes be checked quickly)."""
+
+    pool: str
+    kubelet: Version
+    kube_proxy: Version | None
+    runtime: str
+    runtime_version: Version
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterVersions:
+    cluster: str
+    apiservers: tuple[tuple[str, Version], ...]
+    controller_manager: Version
+    scheduler: Version
+    cloud_controller_manager: Version | None
+    etcd: tuple[tuple[str, Version], ...]  # empty when etcd is not ours to manage
+    node_groups: tuple[NodeGroup, ...]
+
+    @classmethod
+    def from_cluster(cls, cluster: Cluster) -> ClusterVersions:
+        cp = cluster.control_plane
+        groups: dict[tuple[str, str, str | None, str, str], list[str]] = {}
+        for pool in cluster.node_pools:
+            for node in pool.nodes:
+                key = (pool.name, node.kubelet, node.proxy_version,
+                       node.container_runtime.name, node.container_runtime.version)
+                groups.setdefault(key, []).append(node.name)
+        etcd = cp.etcd
+        return cls(
+            cluster=cluster.name,
+            apiservers=tuple((a.name, parse_version(a.version)) for a in cp.api_servers),
+            controller_manager=parse_version(cp.controller_manager.version),
+            scheduler=parse_version(cp.scheduler.version),
+            cloud_controller_manager=parse_version(cp.cloud_controller_manager.version)
+            if cp.cloud_controller_manager else None,
+            etcd=tuple((n, parse_version(v)) for n, v in etcd.member_versions())
+            if etcd is not None and etcd.managed else (),
+            node_groups=tuple(
+                NodeGroup(pool, parse_version(k), parse_version(p) if p else None, rt,
+                          parse_version(rv), tuple(nodes))
+                for (pool, k, p, rt, rv), nodes in groups.items()
+            ),
+        )
+
+    # Convenience for the planner, which moves states forward step by step.
+    @property
+    def oldest_apiserver(self) -> Version:
+        return min(v for _, v in self.apiservers)
+
+    @property
+    def newest_apiserver(self) -> Version:
+        return max(v for _, v in self.apiservers)
+
+    def with_apiserver(self, name: str, version: Version) -> ClusterVersions:
+        return replace(self, apiservers=tuple(
+            (n, version if n == name else v) for n, v in self.apiservers))
+
+    def with_etcd_member(self, name: str, version: Version) -> ClusterVersions:
+        return replace(self, etcd=tuple((n, version if n == name else v) for n, v in self.etcd))
+
+    def with_nodes(self, pool: str, nodes: Iterable[str], *, kubelet: Version | None = None,
+                   kube_proxy: Version | None = None, runtime: str | None = None,
+                   runtime_version: Version | None = None) -> ClusterVersions:
+        """Move ``nodes`` of ``pool`` to new versions (unchanged fields keep their values)."""
+        moving = set(nodes)
+        out: list[NodeGroup] = []
+        for g in self.node_groups:
+            if g.pool != pool or moving.isdisjoint(g.nodes):
+                out.append(g)
+                continue
+            stay = tuple(n for n in g.nodes if n not in moving)
+            go = tuple(n for n in g.nodes if n in moving)
+            if stay:
+                out.append(replace(g, nodes=stay))
+            out.append(NodeGroup(
+                pool=g.pool,
+                kubelet=kubelet or g.kubelet,
+                kube_proxy=(kube_proxy or g.kube_proxy) if g.kube_proxy is not None else None,
+                runtime=runtime or g.runtime,
+                runtime_version=runtime_version or g.runtime_version,
+                nodes=go,
+            ))
+        return replace(self, node_groups=tuple(out))
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    message: str
+    objects: tuple[str, ...]
+
+
+def _check_apiservers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
+    oldest, newest = s.oldest_apiserver.line, s.newest_apiserver.line
+    spread = newest.minus(oldest)
+    if spread > cat.skew.apiserver_max_spread:
+        yield Violation(
+            "apiserver-skew",
+            f"kube-apiserver instances span {oldest}–{newest}: at most "
+            f"{cat.skew.apiserver_max_spread} minor apart is supported",
+            tuple(n for n, _ in s.apiservers),
+        )
+
+
+def _check_controllers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
+    oldest, newest = s.oldest_apiserver.line, s.newest_apiserver.line
+    comps = [("kube-controller-manager", s.controller_manager), ("kube-scheduler", s.scheduler)]
+    if s.cloud_controller_manager is not None:
+        comps.append(("cloud-controller-manager", s.cloud_controller_manager))
+    for name, v in comps:
+        if v.line > oldest:
+            yield Violation("controller-skew",
+                            f"{name} {v} is newer than kube-apiserver {s.oldest_apiserver}", (name,))
+        elif newest.minus(v.line) > cat.skew.controllers_max_older:
+            yield Violation(
+                "controller-skew",
+                f"{name} {v} is more than {cat.skew.controllers_max_older} minor older than "
+                f"kube-apiserver {s.newest_apiserver}",
+                (name,),
+            )
+
+
+def _check_nodes(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
+    oldest, newest = s.oldest_apiserver.line, s.newest_apiserver.line
+    sk = cat.skew
+    for g in s.node_groups:
+        nodes = g.nodes[:5] + (("…",) if len(g.nodes) > 5 else ())
+        k = g.kubelet.line
+        if k > oldest:
+            yield Violation("kubelet-skew",
+                            f"kubelet {g.kubelet} in pool {g.pool} is newer than kube-apiserver "
+                            f"{s.oldest_apiserver}", nodes)
+        elif newest.minus(k) > sk.kubelet_allowance(k):
+            yield Violation("kubelet-skew",
+                            f"kubelet {g.kubelet} in pool {g.pool} is more than "
+                            f"{sk.kubelet_allowance(k)} minors older than kube-apiserver "
+                            f"{s.newest_apiserver}", nodes)
+        if g.kube_proxy is not None:
+            p = g.kube_proxy.line
+            if p > oldest:
+                yield Violation("kube-proxy-skew",
+                                f"kube-proxy {g.kube_proxy} in pool {g.pool} is newer than "
+                                f"kube-apiserver {s.oldest_apiserver}", nodes)
+            elif newest.minus(p) > sk.kube_proxy_max_older:
+                yield Violation("kube-proxy-skew",
+                                f"kube-proxy {g.kube_proxy} in pool {g.pool} is more than "
+                                f"{sk.kube_proxy_max_older} minors older than kube-apiserver "
+                                f"{s.newest_apiserver}", nodes)
+            if abs(k.minus(p)) > sk.kube_proxy_max_skew_to_kubelet:
+                yield Violation("kube-proxy-skew",
+                                f"kube-proxy {g.kube_proxy} and kubelet {g.kubelet} differ by more "
+                                f"than {sk.kube_proxy_max_skew_to_kubelet} minors", nodes)
+        if cat.runtime_supports(g.runtime, g.runtime_version, k) is False:
+            yield Violation("runtime-unsupported",
+                            f"{g.runtime} {g.runtime_version} does not support kubelet {k} "
+                            f"(pool {g.pool})", nodes)
+
+
+def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
+    if not s.etcd:
+        return
+    lines = [v.line for _, v in s.etcd]
+    if max(lines).minus(min(lines)) > 1:
+        yield Violation("etcd-skew", f"etcd members span {min(lines)}–{max(lines)}: members may "
+                        "differ by one minor only, during a rolling upgrade",
+                        tuple(n for n, _ in s.etcd))
+    api_minors: set[Minor] = {v.line for _, v in s.apiservers}
+    for name, v in s.etcd:
+        for m in sorted(api_minors):
+            if cat.etcd_supported(v, m) is False:
+                yield Violation("etcd-unsupported",
+                                f"etcd {v} is not supported by Kubernetes {m}", (name,))
+
+
+_RULES = (_check_apiservers, _check_controllers, _check_nodes, _check_etcd)
+
+
+def check_cluster(state: ClusterVersions, catalog: Catalog) -> list[Violation]:
+    """Every rule against one state. An empty list means the state is supported."""
+    return [v for rule in _RULES for v in rule(state, catalog)]

@@ -1,0 +1,252 @@
+"""The ``Fleet`` object: clusters, their control planes, node pools, add-ons and workloads.
+
+A fleet is written by hand, generated, or taken from live clusters by ``pitstop inventory``.
+Versions are the versions running now; the planner reads them, never changes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pitstop.model.common import (
+    API_VERSION,
+    IntOrPercent,
+    LabelSelector,
+    Metadata,
+    Quantity,
+    SpecModel,
+    VersionStr,
+)
+
+__all__ = [
+    "AddOn",
+    "ApiObjectRef",
+    "ApiServer",
+    "Cluster",
+    "ContainerRuntime",
+    "ControlPlane",
+    "ControlPlaneComponent",
+    "Etcd",
+    "EtcdMember",
+    "Fleet",
+    "FleetSpec",
+    "Node",
+    "NodePool",
+    "PodDisruptionBudget",
+    "Workload",
+]
+
+RuntimeName = Literal["containerd", "cri-o", "docker"]
+Environment = Literal["development", "test", "staging", "production"]
+
+
+class ContainerRuntime(SpecModel):
+    name: RuntimeName = "containerd"
+    version: VersionStr
+
+
+class ApiServer(SpecModel):
+    """One kube-apiserver instance (a control-plane host or replica)."""
+
+    name: str = Field(min_length=1)
+    version: VersionStr
+
+
+class ControlPlaneComponent(SpecModel):
+    """kube-controller-manager or kube-scheduler: every instance runs this version."""
+
+    version: VersionStr
+    instances: list[str] = Field(default_factory=list)
+
+
+class EtcdMember(SpecModel):
+    name: str = Field(min_length=1)
+    version: VersionStr | None = None
+
+
+class Etcd(SpecModel):
+    version: VersionStr
+    members: list[EtcdMember] = Field(default_factory=list)
+    managed: bool = Field(
+        default=True,
+        description="false when the provider runs etcd (EKS, GKE, AKS): pitstop never plans it",
+    )
+
+    def member_versions(self) -> list[tuple[str, str]]:
+        return [(m.name, m.version or self.version) for m in self.members] or [
+            ("etcd", self.version)
+        ]
+
+
+class ControlPlane(SpecModel):
+    api_servers: list[ApiServer] = Field(min_length=1)
+    controller_manager: ControlPlaneComponent
+    scheduler: ControlPlaneComponent
+    cloud_controller_manager: ControlPlaneComponent | None = None
+    etcd: Etcd | None = None
+    managed: bool = Field(
+        default=False,
+        description="true when the provider upgrades the control plane (pitstop asks it to)",
+    )
+
+
+class Node(SpecModel):
+    name: str = Field(min_length=1)
+    kubelet: VersionStr
+    kube_proxy: VersionStr | None = Field(
+        default=None, description="defaults to the kubelet's version; null when no kube-proxy runs"
+    )
+    container_runtime: ContainerRuntime
+    os: str = ""
+    kernel: str = ""
+    capacity: Quantity | None = None
+    allocatable: Quantity | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    unschedulable: bool = False
+
+    @property
+    def proxy_version(self) -> str:
+        return self.kube_proxy or self.kubelet
+
+
+class NodePool(SpecModel):
+    name: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    control_plane: bool = Field(default=False, description="nodes that host control-plane pods")
+    nodes: list[Node] = Field(min_length=1)
+
+
+class AddOn(SpecModel):
+    name: str = Field(min_length=1, description="coredns, calico, cilium, flannel, metrics-server…")
+    kind: Literal["cni", "dns", "ingress", "metrics", "storage", "other"] = "other"
+    version: VersionStr
+
+
+class PodDisruptionBudget(SpecModel):
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+    selector: LabelSelector | None = Field(
+        default=None, description="null selects no pod; {} selects every pod of the namespace"
+    )
+    min_available: IntOrPercent | None = None
+    max_unavailable: IntOrPercent | None = None
+    unhealthy_pod_eviction_policy: Literal["IfHealthyBudget", "AlwaysAllow"] = "IfHealthyBudget"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PodDisruptionBudget:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("set exactly one of minAvailable and maxUnavailable")
+        return self
+
+
+class Workload(SpecModel):
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"]
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+    api_version: str = Field(default="", description="defaults to the current API group of kind")
+    replicas: int = Field(default=1, ge=0, description="ignored for DaemonSets (one pod per node)")
+    labels: dict[str, str] = Field(default_factory=dict, description="labels of its pods")
+    requests: Quantity = Field(default_factory=Quantity, description="requests of one pod")
+    empty_dir: bool = Field(default=False, description="pods keep data in emptyDir volumes")
+    node_pool: str | None = Field(default=None, description="pool its pods run in (any if unset)")
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="nodes its pods run on, one entry per pod; spread over the pool when empty",
+    )
+    images: list[str] = Field(default_factory=list)
+
+    @property
+    def effective_api_version(self) -> str:
+        if self.api_version:
+            return self.api_version
+        return {"Job": "batch/v1", "CronJob": "batch/v1", "Pod": "v1"}.get(self.kind, "apps/v1")
+
+
+class ApiObjectRef(SpecModel):
+    """An object of the cluster that uses an API version (seen live or in manifests)."""
+
+    api_version: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    namespace: str = ""
+    source: str = Field(default="", description="where it was seen: live, a file, a Helm release")
+
+
+class Cluster(SpecModel):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    environment: Environment = "production"
+    labels: dict[str, str] = Field(default_factory=dict)
+    provider: Literal["kubeadm", "kops", "kubespray", "cluster-api", "eks", "gke", "aks",
+                      "k3s", "rke2", "kind", "other"] = "kubeadm"
+    control_plane: ControlPlane
+    node_pools: list[NodePool] = Field(default_factory=list)
+    addons: list[AddOn] = Field(default_factory=list)
+    workloads: list[Workload] = Field(default_factory=list)
+    pod_disruption_budgets: list[PodDisruptionBudget] = Field(default_factory=list)
+    api_usage: list[ApiObjectRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Cluster:
+        seen: set[str] = set()
+        for pool in self.node_pools:
+            for node in pool.nodes:
+                if node.name in seen:
+                    raise ValueError(f"node {node.name!r} appears twice; node names are unique")
+                seen.add(node.name)
+        pools = [p.name for p in self.node_pools]
+        dup = {p for p in pools if pools.count(p) > 1}
+        if dup:
+            raise ValueError(f"node pool names repeat: {sorted(dup)}")
+        for w in self.workloads:
+            if w.node_pool is not None and w.node_pool not in pools:
+                raise ValueError(
+                    f"workload {w.namespace}/{w.name} names nodePool {w.node_pool!r}, "
+                    f"which this cluster lacks (pools: {', '.join(pools) or 'none'})"
+                )
+            bad = [n for n in w.nodes if n not in seen]
+            if bad:
+                raise ValueError(
+                    f"workload {w.namespace}/{w.name} places pods on unknown nodes {bad[:3]}"
+                )
+        return self
+
+    def all_nodes(self) -> list[tuple[NodePool, Node]]:
+        return [(p, n) for p in self.node_pools for n in p.nodes]
+
+    @property
+    def full_labels(self) -> dict[str, str]:
+        """Labels used to select the cluster: its own, plus ``environment`` and ``name``."""
+        return {"environment": self.environment, "name": self.name, **self.labels}
+
+
+class FleetSpec(SpecModel):
+    clusters: list[Cluster] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_clusters(self) -> FleetSpec:
+        names = [c.name for c in self.clusters]
+        dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(
+            names
+        ) else []
+        if dup:
+            raise ValueError(f"cluster names repeat: {dup}")
+        return self
+
+
+class Fleet(SpecModel):
+    api_version: Literal["pitstop.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Fleet"] = "Fleet"
+    metadata: Metadata
+    spec: FleetSpec
+
+    def cluster(self, name: str) -> Cluster:
+        for c in self.spec.clusters:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @classmethod
+    def example_json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema(by_alias=True)

@@ -1,0 +1,205 @@
+"""The ``UpgradePolicy`` object: how an upgrade may proceed.
+
+Waves and canaries, per-pool strategy and disruption limits, soak times, maintenance windows and
+blackouts, approvals per environment, and waivers that allow something the catalog would refuse.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from pitstop.model.common import (
+    API_VERSION,
+    Duration,
+    IntOrPercent,
+    LabelSelector,
+    Metadata,
+    SpecModel,
+    VersionStr,
+)
+
+__all__ = [
+    "Approval",
+    "Blackout",
+    "MaintenanceWindow",
+    "PoolPolicy",
+    "StepEstimates",
+    "UpgradePolicy",
+    "UpgradePolicySpec",
+    "Waiver",
+    "Wave",
+]
+
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class Wave(SpecModel):
+    """A group of clusters upgraded together. Waves run in the order written; the next starts
+    only after the previous one finished and soaked."""
+
+    name: str = Field(min_length=1)
+    clusters: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description="clusters by label; `environment` and `name` are labels too",
+    )
+    canary: bool = Field(default=False, description="a canary wave: its result gates the rest")
+    soak: Duration = Field(default=timedelta(0), description="wait after the wave before the next")
+    max_parallel_clusters: int = Field(default=0, ge=0, description="0 = all clusters of the wave")
+
+
+class PoolPolicy(SpecModel):
+    """How to roll the nodes of the pools it matches."""
+
+    pools: list[str] = Field(default_factory=lambda: ["*"], description="pool names; * = any")
+    strategy: Literal["in-place", "replace"] = "in-place"
+    max_surge: IntOrPercent = Field(default=0, description="extra nodes at once (replace)")
+    max_unavailable: IntOrPercent = Field(default=1, description="nodes down at once")
+    canary_nodes: IntOrPercent = Field(default=1, description="nodes upgraded first, alone")
+    soak: Duration = Field(default=timedelta(minutes=5), description="wait after each batch")
+    canary_soak: Duration = Field(default=timedelta(minutes=15), description="wait after canary")
+    drain_timeout: Duration = Field(default=timedelta(minutes=15))
+    force_after_drain_timeout: bool = Field(
+        default=False,
+        description="delete pods that PDBs protect once the drain timed out (causes downtime)",
+    )
+    delete_empty_dir_data: bool = Field(default=False, description="kubectl's flag of that name")
+    runtime_patch_without_drain: bool = Field(
+        default=False,
+        description="restart the runtime in place for a patch release (containers survive)",
+    )
+
+    @model_validator(mode="after")
+    def _surge_or_unavailable(self) -> PoolPolicy:
+        if self.strategy == "replace" and self.max_surge in (0, "0%") and self.max_unavailable in (
+            0,
+            "0%",
+        ):
+            raise ValueError("replace strategy needs maxSurge or maxUnavailable above 0")
+        if self.strategy == "in-place" and self.max_unavailable in (0, "0%"):
+            raise ValueError("in-place strategy needs maxUnavailable of at least 1")
+        return self
+
+    def applies_to(self, pool: str) -> bool:
+        return "*" in self.pools or pool in self.pools
+
+
+class MaintenanceWindow(SpecModel):
+    """A recurring window: on these days, from ``start`` for ``duration``, in ``timeZone``.
+    No new step starts outside a window; a running step may finish."""
+
+    name: str = Field(min_length=1)
+    clusters: LabelSelector = Field(default_factory=LabelSelector)
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
+    start: time
+    duration: Duration
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin or UTC"
+            ) from None
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0) or value > timedelta(days=7):
+            raise ValueError("duration must be above 0 and at most 7d")
+        return value
+
+
+class Blackout(SpecModel):
+    """Dates when nothing may start (freezes, peak sales, holidays). ``end`` is inclusive."""
+
+    name: str = Field(min_length=1)
+    start: date
+    end: date
+    reason: str = ""
+    clusters: LabelSelector = Field(default_factory=LabelSelector)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Blackout:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class Approval(SpecModel):
+    environment: Literal["development", "test", "staging", "production"]
+    required: int = Field(default=1, ge=1, description="distinct approvers needed")
+    approvers: list[str] = Field(default_factory=list, description="who may approve; any if empty")
+
+
+class Waiver(SpecModel):
+    """Permission to do what a catalog rule forbids, for a reason, until a date."""
+
+    rule: Literal["known-bad", "unsupported-runtime", "end-of-life", "removed-api"]
+    component: str = Field(min_length=1, description="etcd, containerd, kubernetes, …")
+    version: VersionStr | None = None
+    reason: str = Field(min_length=10)
+    expires: datetime
+    approved_by: str = Field(min_length=1)
+
+    def active(self, now: datetime) -> bool:
+        expires = self.expires
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=now.tzinfo)
+        return now < expires
+
+
+class StepEstimates(SpecModel):
+    """Typical durations used to place the plan into windows. Measured values from earlier runs
+    should replace these defaults."""
+
+    apiserver: Duration = timedelta(minutes=6)
+    controller: Duration = timedelta(minutes=3)
+    etcd_snapshot: Duration = timedelta(minutes=4)
+    etcd_member: Duration = timedelta(minutes=5)
+    node_in_place: Duration = timedelta(minutes=8)
+    node_replace: Duration = timedelta(minutes=10)
+    runtime_in_place: Duration = timedelta(minutes=2)
+    addon: Duration = timedelta(minutes=3)
+
+
+class UpgradePolicySpec(SpecModel):
+    waves: list[Wave] = Field(default_factory=list)
+    pools: list[PoolPolicy] = Field(
+        default_factory=lambda: [PoolPolicy()],
+        description="first matching entry wins for each pool",
+    )
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
+    blackouts: list[Blackout] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+    estimates: StepEstimates = Field(default_factory=StepEstimates)
+    max_parallel_clusters: int = Field(default=0, ge=0, description="across a wave; 0 = no limit")
+
+    @model_validator(mode="after")
+    def _unique_waves(self) -> UpgradePolicySpec:
+        names = [w.name for w in self.waves]
+        if len(set(names)) != len(names):
+            raise ValueError(f"wave names repeat: {names}")
+        return self
+
+    def pool_policy(self, pool: str) -> PoolPolicy:
+        for p in self.pools:
+            if p.applies_to(pool):
+                return p
+        return PoolPolicy()
+
+
+class UpgradePolicy(SpecModel):
+    api_version: Literal["pitstop.dev/v1alpha1"] = API_VERSION
+    kind: Literal["UpgradePolicy"] = "UpgradePolicy"
+    metadata: Metadata
+    spec: UpgradePolicySpec = Field(default_factory=UpgradePolicySpec)

@@ -1,0 +1,231 @@
+"""The planner against the shipped catalog: order, reasons, refusals. Expected versions are read
+from the catalog, not written here, so a catalog update does not silently change what is
+tested."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pitstop.catalog import Catalog, load_catalog
+from pitstop.config import load_files
+from pitstop.planner import Phase, Plan, make_plan
+from pitstop.versions import Minor, parse_version
+from tests.planlib import NOW, cluster, default_policy, fleet, node, policy, replay, target
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def cat() -> Catalog:
+    return load_catalog()
+
+
+def _codes(plan: Plan, blocking: bool | None = None) -> set[str]:
+    return {f.code for f in plan.findings if blocking is None or f.blocking == blocking}
+
+
+def _kubeadm_etcd(cat: Catalog, minor: str) -> str:
+    return str(cat.etcd_for_kubernetes[Minor.parse(minor)].kubeadm)
+
+
+def test_control_plane_one_minor_at_a_time(cat: Catalog) -> None:
+    f = fleet(cluster("c1", "1.31.4", etcd=_kubeadm_etcd(cat, "1.31"),
+                      pools={"general": [node(f"n{i}", "1.31.4", "2.1.4") for i in range(4)]}))
+    k = cat.latest_patch(Minor(1, 34))
+    assert k is not None
+    plan = make_plan(f, target(kubernetes=str(k)), default_policy(), cat, now=NOW,
+                     preflight=False)
+    assert plan.reachable, plan.findings
+    api = [s for s in plan.steps if s.action == "upgrade-apiserver"]
+    # three instances × three minors, each step one minor, in order 1.32, 1.33, 1.34
+    assert [parse_version(s.to_version).line for s in api] == [Minor(1, m) for m in
+                                                               (32, 32, 32, 33, 33, 33, 34, 34, 34)]
+    assert [s.to_version for s in api[:3]] == [str(cat.latest_patch(Minor(1, 32)))] * 3
+    for s in api:
+        assert parse_version(s.to_version).line.minus(parse_version(s.from_version).line) == 1
+        assert "one at a time" in s.reason
+    # controllers follow each minor's apiservers
+    idx = {s.id: i for i, s in enumerate(plan.steps)}
+    for minor in (32, 33, 34):
+        last_api = max(idx[s.id] for s in api if parse_version(s.to_version).line.minor == minor)
+        cm = next(s for s in plan.steps if s.component == "kube-controller-manager"
+                  and parse_version(s.to_version).line.minor == minor)
+        assert idx[cm.id] == last_api + 1
+    # nodes only after the last apiserver; canary first
+    nodes = [s for s in plan.steps if s.phase is Phase.NODES]
+    assert nodes and min(idx[s.id] for s in nodes) > max(idx[s.id] for s in api)
+    assert nodes[0].canary and nodes[0].targets == ("n0",)
+    assert "kubernetes#127316" in nodes[-1].reason
+    assert all(s.reason and s.gates for s in plan.steps)
+    final = replay(plan, f, cat)["c1"]
+    assert {v for _, v in final.apiservers} == {k}
+    assert {g.kubelet for g in final.node_groups} == {k}
+
+
+def test_kubelets_three_minors_behind_are_upgraded_before_the_next_minor(cat: Catalog) -> None:
+    runtime = "2.1.4"
+    f = fleet(cluster("c1", "1.32.4", etcd=_kubeadm_etcd(cat, "1.32"), pools={
+        "old": [node("old-1", "1.29.10", runtime), node("old-2", "1.29.10", runtime)],
+        "new": [node("new-1", "1.32.4", runtime)]}))
+    plan = make_plan(f, target(kubernetes=str(cat.latest_patch(Minor(1, 33)))), default_policy(),
+                     cat, now=NOW, preflight=False)
+    assert plan.reachable, plan.findings
+    first_api = next(i for i, s in enumerate(plan.steps) if s.action == "upgrade-apiserver")
+    pre = [s for s in plan.steps[:first_api] if s.phase is Phase.NODES]
+    assert pre, "kubelets 3 minors behind must be rolled before the 1.33 control plane"
+    assert {s.pool for s in pre} == {"old"}
+    assert all(s.changes[-1].to_version == "1.32.4" for s in pre if s.component == "kubelet")
+    assert "3 minors older" not in pre[0].reason or "allowed: 3" in pre[0].reason
+    assert "would be 4 minors older" in pre[0].reason
+    replay(plan, f, cat)
+
+
+def test_runtime_and_kubelet_change_in_one_drain_in_a_supported_order(cat: Catalog) -> None:
+    lines = cat.runtimes["containerd"]
+    old = next(ln for ln in lines if ln.line == Minor(1, 7))
+    newest_k = max(m for ln in lines for m in ln.supports if ln.line == Minor(2, 1))
+    start_k = Minor(newest_k.major, newest_k.minor - 1)
+    start_v = cat.latest_patch(start_k)
+    kv = cat.latest_patch(newest_k)
+    assert start_v and kv
+    rt_from = str(old.supports.get(start_k, old.latest))
+    f = fleet(cluster("c1", str(start_v), etcd=_kubeadm_etcd(cat, str(start_k)),
+                      pools={"p": [node("n1", str(start_v), rt_from),
+                                   node("n2", str(start_v), rt_from)]}))
+    rt_to = next(ln for ln in lines if ln.line == Minor(2, 1)).latest
+    plan = make_plan(f, target(kubernetes=str(kv), containerd=str(rt_to)), default_policy(), cat,
+                     now=NOW, preflight=False)
+    assert plan.reachable, plan.findings
+    node_steps = [s for s in plan.steps if s.phase is Phase.NODES]
+    for s in node_steps:
+        comps = [c.component for c in s.changes]
+        assert "kubelet" in comps and "containerd" in comps  # same drain
+        # containerd does not skip a line: 1.7 → 2.0 → 2.1
+        rt_lines = [parse_version(c.to_version).line for c in s.changes
+                    if c.component == "containerd"]
+        assert rt_lines == [Minor(2, 0), Minor(2, 1)]
+    replay(plan, f, cat)
+
+
+def test_etcd_snapshot_first_and_members_one_at_a_time(cat: Catalog) -> None:
+    lines = sorted(cat.etcd_lines)
+    k_minor = max(m for m, info in cat.etcd_for_kubernetes.items()
+                  if lines[-2] in info.supported_lines and lines[-1] in info.supported_lines)
+    kv = cat.latest_patch(k_minor)
+    f = fleet(cluster("c1", str(kv), etcd=str(cat.etcd_lines[lines[-2]])))
+    etcd_to = cat.etcd_lines[lines[-1]]
+    plan = make_plan(f, target(etcd=str(etcd_to)), default_policy(), cat, now=NOW,
+                     preflight=False)
+    assert plan.reachable, plan.findings
+    actions = [s.action for s in plan.steps]
+    assert actions == ["etcd-snapshot"] + ["upgrade-etcd-member"] * 3
+    assert "restoring this verified snapshot" in plan.steps[0].reason
+    assert [s.targets for s in plan.steps[1:]] == [("etcd-1",), ("etcd-2",), ("etcd-3",)]
+    assert "2 of 3 members keep quorum" in plan.steps[1].reason
+
+
+def test_refuses_control_plane_downgrade_across_minors(cat: Catalog) -> None:
+    f = fleet(cluster("c1", "1.32.4"))
+    plan = make_plan(f, target(kubernetes="1.31.5"), default_policy(), cat, now=NOW,
+                     preflight=False)
+    assert not plan.reachable and not plan.steps
+    (f0,) = [x for x in plan.findings if x.blocking]
+    assert f0.code == "no-safe-plan" and "downgrade" in f0.message and "c1" == f0.cluster
+
+
+def test_refuses_known_bad_etcd_unless_waived(cat: Catalog) -> None:
+    f = fleet(cluster("c1", "1.32.4", etcd="3.4.23"))
+    t = target(etcd="3.5.1")
+    plan = make_plan(f, t, default_policy(), cat, now=NOW, preflight=False)
+    assert "target-known-bad" in _codes(plan, blocking=True)
+    bad = next(x for x in plan.findings if x.code == "target-known-bad")
+    assert "etcd 3.5.1" in bad.message and "https://" in bad.message and "waiver" in bad.fix
+    waiver = {"rule": "known-bad", "component": "etcd", "version": "3.5.1",
+              "reason": "test cluster, accepted risk", "approvedBy": "sre-lead"}
+    ok = make_plan(f, t, policy({"waivers": [{**waiver, "expires": "2027-01-31T00:00:00Z"}]}),
+                   cat, now=NOW, preflight=False)
+    assert "target-known-bad" not in _codes(ok) and "known-bad-waived" in _codes(ok)
+    expired = make_plan(f, t, policy({"waivers": [{**waiver, "expires": "2026-10-01T00:00:00Z"}]}),
+                        cat, now=NOW, preflight=False)
+    bad = next(x for x in expired.findings if x.code == "target-known-bad")
+    assert "expired on 2026-10-01" in bad.message
+
+
+def test_refuses_removed_api_in_use(cat: Catalog) -> None:
+    removed = next(a for a in cat.apis if a.removed_in == Minor(1, 25)
+                   and a.kind == "PodDisruptionBudget")
+    c = cluster("c1", "1.24.17", etcd=None, pools={"p": [node("n1", "1.24.17", "1.6.20")]},
+                apiUsage=[{"apiVersion": removed.api_version, "kind": "PodDisruptionBudget",
+                           "name": "web", "namespace": "shop", "source": "live"}])
+    plan = make_plan(fleet(c), target(kubernetes=str(cat.latest_patch(Minor(1, 25)))),
+                     default_policy(), cat, now=NOW, preflight=False)
+    f0 = next(x for x in plan.findings if x.code == "removed-api-in-use")
+    assert f0.blocking and not plan.reachable
+    assert f0.objects == ("PodDisruptionBudget shop/web (live)",)
+    assert "policy/v1" in f0.fix
+
+
+def test_refuses_target_not_in_catalog_and_unknown_component(cat: Catalog) -> None:
+    f = fleet(cluster("c1", "1.32.4"))
+    newest = cat.newest_minor()
+    plan = make_plan(f, target(kubernetes=f"{newest.major}.{newest.minor + 1}.0", fluxcap="1.0.0"),
+                     default_policy(), cat, now=NOW, preflight=False)
+    assert {"target-not-in-catalog", "target-unknown-component"} <= _codes(plan, blocking=True)
+
+
+def test_unsupported_runtime_target_refused(cat: Catalog) -> None:
+    k = cat.newest_minor()
+    old_line = min(cat.runtimes["containerd"], key=lambda ln: ln.line)
+    assert k not in old_line.supports
+    plan = make_plan(fleet(cluster("c1", "1.32.4")),
+                     target(kubernetes=str(cat.latest_patch(k)), containerd=str(old_line.latest)),
+                     default_policy(), cat, now=NOW, preflight=False)
+    f0 = next(x for x in plan.findings if x.code == "target-unsupported-runtime")
+    assert f0.blocking and "choose one of" in f0.fix
+
+
+def test_pdb_that_never_allows_disruption_blocks(cat: Catalog) -> None:
+    c = cluster("c1", "1.32.4", workloads=[
+        {"kind": "Deployment", "name": "ledger", "namespace": "pay", "replicas": 2,
+         "labels": {"app": "ledger"}}],
+        podDisruptionBudgets=[{"name": "ledger", "namespace": "pay", "maxUnavailable": 0,
+                               "selector": {"matchLabels": {"app": "ledger"}}}])
+    plan = make_plan(fleet(c), target(kubernetes="1.32.4"), default_policy(), cat, now=NOW)
+    f0 = next(x for x in plan.findings if x.code == "pdb-blocks-drain")
+    assert f0.blocking and any("ledger" in o for o in f0.objects) and not plan.reachable
+
+
+def test_approvals_and_waves(cat: Catalog) -> None:
+    f = fleet(cluster("stg", "1.32.4", environment="staging"),
+              cluster("prod", "1.32.4", environment="production"),
+              cluster("lab", "1.32.4", environment="development", labels={"team": "x"}))
+    pol = policy({
+        "waves": [{"name": "prod", "clusters": {"matchLabels": {"environment": "production"}}},
+                  {"name": "canary", "canary": True, "soak": "2h",
+                   "clusters": {"matchLabels": {"environment": "staging"}}}],
+        "approvals": [{"environment": "production", "required": 2}],
+    })
+    plan = make_plan(f, target(kubernetes=str(cat.latest_patch(Minor(1, 33)))), pol, cat,
+                     now=NOW, preflight=False)
+    assert [w.name for w in plan.waves] == ["canary", "prod", "unassigned"]
+    assert plan.waves[0].soak == timedelta(hours=2)
+    assert "cluster-not-in-wave" in _codes(plan)
+    assert [s.cluster for s in plan.steps if s.requires_approval] == ["prod"]
+    assert plan.approvals[0].required == 2
+    order = [s.cluster for s in plan.steps]
+    assert order.index("prod") > max(i for i, c in enumerate(order) if c == "stg")
+
+
+def test_examples_plan(cat: Catalog) -> None:
+    cfg = load_files([EXAMPLES / "fleet.yaml", EXAMPLES / "policy.yaml"])
+    assert cfg.fleet is not None and cfg.policy is not None
+    k = cat.latest_patch(Minor(1, 34))
+    plan = make_plan(cfg.fleet, target(kubernetes=str(k)), cfg.policy, cat, now=NOW)
+    # the example carries one PDB that blocks every drain of prod-eu-1
+    assert {f.code for f in plan.blocking} == {"pdb-blocks-drain"}
+    assert plan.steps and replay(plan, cfg.fleet, cat)
+    doc = plan.to_dict()
+    assert doc["reachable"] is False and doc["steps"][0]["reason"]
