@@ -40,7 +40,8 @@ def cluster(name: str, version: str, *, apiservers: int = 3, etcd: str | None = 
 
 def fleet(*clusters: dict[str, Any]) -> Fleet:
     return Fleet.model_validate({"apiVersion": "pitstop.dev/v1alpha1", "kind": "Fleet",
-                                 "metadata": {"name": "test"}, "spec": {"clusters": list(clusters)}})
+                                 "metadata": {"name": "test"},
+                                 "spec": {"clusters": list(clusters)}})
 
 
 def policy(spec: dict[str, Any] | None = None) -> UpgradePolicy:
@@ -88,7 +89,8 @@ def apply_step(state: ClusterVersions, step: Step, catalog: Catalog,
         (name,) = step.targets
         state = state.with_etcd_member(name, to)
     elif step.action == "upgrade-nodes":
-        for ch in step.changes:
+        # a replaced node appears with all new versions at once; in place, each change is a state
+        for n, ch in enumerate(step.changes, 1):
             v = parse_version(ch.to_version)
             if ch.component == "kubelet":
                 state = state.with_nodes(step.pool, step.targets, kubelet=v)
@@ -96,7 +98,8 @@ def apply_step(state: ClusterVersions, step: Step, catalog: Catalog,
                 state = state.with_nodes(step.pool, step.targets, kube_proxy=v)
             else:
                 state = state.with_nodes(step.pool, step.targets, runtime_version=v)
-            check(state, f"{ch.component} → {ch.to_version}")
+            if step.strategy != "replace" or n == len(step.changes):
+                check(state, f"{ch.component} → {ch.to_version}")
         return state
     elif step.action in ("etcd-snapshot", "upgrade-addon"):
         return state

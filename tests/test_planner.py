@@ -103,10 +103,10 @@ def test_runtime_and_kubelet_change_in_one_drain_in_a_supported_order(cat: Catal
     for s in node_steps:
         comps = [c.component for c in s.changes]
         assert "kubelet" in comps and "containerd" in comps  # same drain
-        # containerd does not skip a line: 1.7 → 2.0 → 2.1
-        rt_lines = [parse_version(c.to_version).line for c in s.changes
-                    if c.component == "containerd"]
-        assert rt_lines == [Minor(2, 0), Minor(2, 1)]
+        # containerd does not skip a line: latest 1.7 patch first, then 2.0, then 2.1
+        rt = [parse_version(c.to_version) for c in s.changes if c.component == "containerd"]
+        assert rt[0] == old.latest
+        assert [v.line for v in rt[1:]] == [Minor(2, 0), Minor(2, 1)]
     replay(plan, f, cat)
 
 
@@ -133,7 +133,7 @@ def test_refuses_control_plane_downgrade_across_minors(cat: Catalog) -> None:
                      preflight=False)
     assert not plan.reachable and not plan.steps
     (f0,) = [x for x in plan.findings if x.blocking]
-    assert f0.code == "no-safe-plan" and "downgrade" in f0.message and "c1" == f0.cluster
+    assert f0.code == "no-safe-plan" and "downgrade" in f0.message and f0.cluster == "c1"
 
 
 def test_refuses_known_bad_etcd_unless_waived(cat: Catalog) -> None:
@@ -220,12 +220,21 @@ def test_approvals_and_waves(cat: Catalog) -> None:
 
 
 def test_examples_plan(cat: Catalog) -> None:
-    cfg = load_files([EXAMPLES / "fleet.yaml", EXAMPLES / "policy.yaml"])
-    assert cfg.fleet is not None and cfg.policy is not None
-    k = cat.latest_patch(Minor(1, 34))
-    plan = make_plan(cfg.fleet, target(kubernetes=str(k)), cfg.policy, cat, now=NOW)
-    # the example carries one PDB that blocks every drain of prod-eu-1
-    assert {f.code for f in plan.blocking} == {"pdb-blocks-drain"}
-    assert plan.steps and replay(plan, cfg.fleet, cat)
+    cfg = load_files([EXAMPLES / "fleet.yaml", EXAMPLES / "policy.yaml", EXAMPLES / "target.yaml"])
+    assert cfg.fleet is not None and cfg.policy is not None and cfg.target is not None
+    plan = make_plan(cfg.fleet, cfg.target, cfg.policy, cat, now=NOW)
+    # the example carries one PDB that blocks every drain of prod-eu-1, and nothing else blocks
+    assert [(f.code, f.cluster) for f in plan.blocking] == [("pdb-blocks-drain", "prod-eu-1")]
+    assert "payments/ledger" in plan.blocking[0].objects
+    final = replay(plan, cfg.fleet, cat)
+    k = parse_version(cfg.target.spec.versions["kubernetes"])
+    assert all(g.kubelet == k for s in final.values() for g in s.node_groups)
+    # staging is the canary wave and goes first; production needs approval
+    assert plan.steps[0].cluster == "staging-eu"
+    assert {s.cluster for s in plan.steps if s.requires_approval} == {"prod-eu-1", "prod-us-1"}
+    # containerd 1.7 → 2.3 in place passes each line and an intermediate kubelet minor
+    gen = next(s for s in plan.steps if s.cluster == "prod-us-1" and s.pool == "general")
+    kubelets = [c.to_version for c in gen.changes if c.component == "kubelet"]
+    assert len(kubelets) == 2 and kubelets[-1] == str(k)
     doc = plan.to_dict()
     assert doc["reachable"] is False and doc["steps"][0]["reason"]

@@ -389,20 +389,14 @@ def test_capacity_picks_the_busiest_nodes() -> None:
     assert "3500m CPU" in found[0].message
 
 
-def test_capacity_percentages_round_up() -> None:
-    # Each of 3 nodes (4 CPU) runs one 2-CPU pod. 33% of 3 = 0.99 → 1 node: the pod fits on a
-    # neighbour. 34% of 3 = 1.02 → 2 nodes: two pods need 4 CPU, one node offers 2.
+def test_capacity_percentages_round_down() -> None:
+    # Each of 3 nodes (4 CPU) runs one 2-CPU pod. maxUnavailable rounds down as in Kubernetes:
+    # 66% of 3 = 1.98 → 1 node: the pod fits on a neighbour. 67% of 3 = 2.01 → 2 nodes: two pods
+    # need 4 CPU, one node offers 2.
     fl = fleet(cluster(workloads=[deploy(replicas=3, requests={"cpu": "2"})]))
-    assert _cap(fl, policy(maxUnavailable="33%")) == []
-    found = _cap(fl, policy(maxUnavailable="34%"))
+    assert _cap(fl, policy(maxUnavailable="66%")) == []
+    found = _cap(fl, policy(maxUnavailable="67%"))
     assert len(found) == 1
-    assert "Draining 2 node(s)" in found[0].message
-    assert found[0].objects[-2:] == ("w1", "w2")
-    # canaryNodes counts as well: a 67% canary batch is 3 of 3 → nothing is left.
-    found = _cap(fl, policy(maxUnavailable=1, canaryNodes="67%"))
-    assert len(found) == 1
-    assert "Draining 3 node(s)" in found[0].message
-
 
 def test_replace_with_surge_makes_it_fit() -> None:
     # 3 nodes, each full with two 1-CPU pods and a 100m DaemonSet pod.
@@ -433,6 +427,21 @@ def test_capacity_respects_node_pool_and_control_plane() -> None:
     only_cp = fleet(cluster(pools=[pools[0], pools[1]], workloads=[
         deploy(replicas=4, requests={"cpu": "1"}, nodes=["a1", "a1", "a2", "a2"])]))
     assert len(_cap(only_cp)) == 1
+
+
+def test_capacity_pinned_and_free_pods_from_one_node() -> None:
+    # a1 is drained: api (any pool) goes to a2 first (name order), then batch (pool a only)
+    # still finds room on a2; b1 must be seen as pool b, never as a target for batch.
+    pools = [pool("a", [node("a1", cpu="4"), node("a2", cpu="4")]),
+             pool("b", [node("b1", cpu="16")])]
+    ok = fleet(cluster(pools=pools, workloads=[
+        deploy("api", 1, requests={"cpu": "2"}, nodes=["a1"]),
+        deploy("batch", 1, requests={"cpu": "1"}, nodePool="a", nodes=["a1"])]))
+    assert _cap(ok) == []
+    short = fleet(cluster(pools=pools, workloads=[
+        deploy("api", 1, requests={"cpu": "3"}, nodes=["a1"]),
+        deploy("batch", 1, requests={"cpu": "2"}, nodePool="a", nodes=["a1"])]))
+    assert [f.objects for f in _cap(short)] == [("shop/batch-0", "a1")]
 
 
 def test_capacity_cordoned_nodes_are_not_targets() -> None:
@@ -612,6 +621,14 @@ def test_skew_violation() -> None:
     assert codes(run(fleet(cluster())), "skew-violation") == []
 
 
+def test_unsupported_etcd_is_a_warning_merged_over_members() -> None:
+    report = run(fleet(cluster(etcd="3.4.20")))
+    assert codes(report, "skew-violation") == []
+    found = codes(report, "etcd-unsupported")
+    assert [f.objects for f in found] == [("etcd-1", "etcd-2")]
+    assert found[0].severity is Severity.WARNING and "etcd=" in found[0].fix
+
+
 # ---------------------------------------------------------------------------------------------
 # the whole run
 
@@ -630,6 +647,33 @@ def test_findings_sorted_blocking_first_then_cluster_and_code() -> None:
         (Severity.WARNING, "b", "single-replica-no-pdb"),
     ]
     assert all(f.source == "preflight" for f in found)
+
+
+def test_shipped_catalog_smoke() -> None:
+    from pitstop.catalog import load_catalog
+
+    fl = fleet(cluster(workloads=[deploy(replicas=3, requests={"cpu": "500m"})],
+                       pdbs=[pdb(maxUnavailable=0)]))
+    found = run_preflight(fl, DEFAULT_POLICY, load_catalog(), NOW)
+    assert [f.code for f in found if f.blocking] == ["pdb-blocks-drain"]
+
+
+def test_many_nodes_quickly() -> None:
+    import time
+
+    def big(i: int) -> dict[str, Any]:
+        return cluster(name=f"c{i}", pools=[
+            pool("cp", [node("m1")], controlPlane=True),
+            pool("workers", [node(f"w{j:04d}", cpu="8") for j in range(400)])],
+            workloads=[deploy(replicas=60, requests={"cpu": "1", "memory": "1Gi"}),
+                       deploy("agent", ns="kube-system", kind="DaemonSet",
+                              requests={"cpu": "100m"})],
+            pdbs=[pdb(maxUnavailable="10%")])
+    fl = fleet(*(big(i) for i in range(25)))  # 10,000 nodes
+    start = time.perf_counter()
+    found = run(fl, policy(maxUnavailable="20%"))
+    assert time.perf_counter() - start < 2.0
+    assert codes(found, "capacity-shortfall") == []
 
 
 def test_healthy_fleet_has_no_findings() -> None:

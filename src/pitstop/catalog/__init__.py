@@ -71,6 +71,7 @@ class RuntimeLine:
     supports: dict[Minor, Version]  # Kubernetes minor -> minimum runtime patch
     removed_config_keys: tuple[str, ...] = ()
     config_versions: tuple[int, ...] = ()
+    lts: bool = False
 
     def supports_kubernetes(self, version: Version, kubernetes: Minor) -> bool:
         minimum = self.supports.get(kubernetes)
@@ -178,16 +179,29 @@ class Catalog:
             return None
         return line.supports_kubernetes(version, kubernetes)
 
-    def runtime_path(self, runtime: str, current: Version, target: Version) -> list[Version]:
-        """Versions to install in turn to go from ``current`` to ``target`` without skipping a
-        release line: the latest patch of the current line (whose last releases prepare the
-        configuration for the next), the latest patch of each line in between, the target."""
+    def runtime_paths(self, runtime: str, current: Version, target: Version
+                      ) -> list[list[Version]]:
+        """Ways to go from ``current`` to ``target``, shortest first, each a list of versions to
+        install in turn. containerd upgrades one release line at a time — the latest patch of
+        the current line first (its last releases prepare the configuration for the next line),
+        then the latest patch of each line in between — except that a long-term-support line may
+        go straight to the next LTS line (containerd RELEASES.md, "Upgrade Path")."""
         if runtime != "containerd" or current.line == target.line:
-            return [target] if target != current else []
+            return [[target] if target != current else []]
         lines = self.runtimes.get(runtime, ())
-        path = [ln.latest for ln in lines if ln.line == current.line and ln.latest > current]
-        path += [ln.latest for ln in lines if current.line < ln.line < target.line]
-        return [*path, target]
+        head = [ln.latest for ln in lines if ln.line == current.line and ln.latest > current]
+        between = [ln for ln in lines if current.line < ln.line < target.line]
+        sequential = [*head, *(ln.latest for ln in between), target]
+        cur = next((ln for ln in lines if ln.line == current.line), None)
+        tgt = next((ln for ln in lines if ln.line == target.line), None)
+        if cur is not None and tgt is not None and cur.lts and tgt.lts and not any(
+                ln.lts for ln in between):
+            return [[*head, target], sequential]
+        return [sequential]
+
+    def runtime_path(self, runtime: str, current: Version, target: Version) -> list[Version]:
+        """The line-by-line path (see :meth:`runtime_paths`)."""
+        return self.runtime_paths(runtime, current, target)[-1]
 
     # -- etcd ------------------------------------------------------------------------------
     def etcd_supported(self, etcd: Version, kubernetes: Minor) -> bool | None:
@@ -315,7 +329,7 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         minor = k.minor(k.get(rel, "minor", where), f"{where}.minor")
         released = k.date(k.get(rel, "released", where), f"{where}.released")
         eol = k.date(k.get(rel, "endOfLife", where), f"{where}.endOfLife")
-        assert released is not None and eol is not None  # noqa: S101 - not optional above
+        assert released is not None and eol is not None
         releases[minor] = KubernetesRelease(
             minor=minor,
             released=released,
@@ -343,6 +357,7 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
                 supports=supports,
                 removed_config_keys=tuple(str(x) for x in ln.get("removedConfigKeys") or ()),
                 config_versions=tuple(int(x) for x in ln.get("configVersions") or ()),
+                lts=bool(ln.get("lts", False)),
             ))
         runtimes[runtime] = tuple(sorted(lines, key=lambda x: x.line))
     crio = r.data.get("cri-o") or {}

@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     from pitstop.catalog import Catalog
     from pitstop.model import Cluster
 
-__all__ = ["ClusterVersions", "NodeGroup", "Violation", "check_cluster"]
+__all__ = ["SUPPORT_GAPS", "ClusterVersions", "NodeGroup", "Violation", "check_cluster"]
+
+# Rules whose violation today is a support gap (a runtime or an etcd older than the catalog's
+# minimum for the running Kubernetes), not a skew break: a plan may start from such a state and
+# keep it until it changes that component, but never creates a new one. Every other rule's
+# violation today refuses planning.
+SUPPORT_GAPS = frozenset({"runtime-unsupported", "etcd-unsupported"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +149,8 @@ def _check_controllers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
     for name, v in comps:
         if v.line > oldest:
             yield Violation("controller-skew",
-                            f"{name} {v} is newer than kube-apiserver {s.oldest_apiserver}", (name,))
+                            f"{name} {v} is newer than kube-apiserver {s.oldest_apiserver}",
+                            (name,))
         elif newest.minus(v.line) > cat.skew.controllers_max_older:
             yield Violation(
                 "controller-skew",

@@ -42,7 +42,10 @@ Examples:
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False, highlight=False)
+    console = Console(stderr=stderr, soft_wrap=False, highlight=False)
+    if not console.is_terminal:  # piped or redirected: lines as long as they need to be
+        console = Console(stderr=stderr, soft_wrap=False, highlight=False, width=160)
+    return console
 
 
 def _fail(message: str, code: int) -> None:
@@ -170,7 +173,7 @@ def _plan(files: tuple[str, ...], target_text: str | None, fmt: str, catalog_dir
         raise ConfigError([ConfigProblem("--target", None, "", "no target given.",
                                          "pass --target kubernetes=1.34.2 or a file with "
                                          "`kind: UpgradeTarget`.")])
-    assert cfg.fleet is not None  # noqa: S101 - _load guarantees it
+    assert cfg.fleet is not None
     policy = cfg.policy or UpgradePolicy(metadata=Metadata(name="default"))
     result = make_plan(cfg.fleet, cfg.target, policy, catalog, now=now,
                        preflight=not no_preflight)

@@ -187,7 +187,8 @@ def _validate(doc: _Doc) -> BaseModel:
     if api_version != API_VERSION:
         raise ConfigError([ConfigProblem(
             doc.file, doc.lines.get(("apiVersion",), doc.start_line), "apiVersion",
-            f"expected {API_VERSION!r}, got {api_version!r}.", f"write `apiVersion: {API_VERSION}`.",
+            f"expected {API_VERSION!r}, got {api_version!r}.",
+            f"write `apiVersion: {API_VERSION}`.",
         )])
     if kind not in KINDS:
         raise ConfigError([ConfigProblem(

@@ -64,5 +64,6 @@ __all__ = [
     "UpgradeTargetSpec",
     "Waiver",
     "Wave",
+    "Workload",
     "parse_target_text",
 ]

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from pitstop.versions import VersionError, parse_version
 
-API_VERSION = "pitstop.dev/v1alpha1"
+API_VERSION: Literal["pitstop.dev/v1alpha1"] = "pitstop.dev/v1alpha1"
 
 __all__ = [
     "API_VERSION",
@@ -161,7 +161,7 @@ def parse_cpu(value: str | int | float) -> int:
     m = _CPU_RE.match(str(value).strip())
     if m is None:
         raise ValueError(f"{value!r} is not a CPU quantity; write e.g. 500m or 2")
-    return int(float(m[1])) if m[2] else int(round(float(m[1]) * 1000))
+    return int(float(m[1])) if m[2] else round(float(m[1]) * 1000)
 
 
 def parse_memory(value: str | int | float) -> int:

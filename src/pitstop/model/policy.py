@@ -20,6 +20,7 @@ from pitstop.model.common import (
     Metadata,
     SpecModel,
     VersionStr,
+    resolve_int_or_percent,
 )
 
 __all__ = [
@@ -86,6 +87,17 @@ class PoolPolicy(SpecModel):
 
     def applies_to(self, pool: str) -> bool:
         return "*" in self.pools or pool in self.pools
+
+    def disruption(self, size: int) -> tuple[int, int, int]:
+        """(nodes drained at once, surge nodes, canary nodes) for a pool of ``size`` nodes.
+        Kubernetes rounding: maxUnavailable rounds down (at least 1), maxSurge and canaryNodes
+        round up. Canary nodes are drained one at a time. The planner and preflight both use
+        this, so the batch preflight checks for capacity is the batch the plan drains."""
+        batch = max(1, resolve_int_or_percent(self.max_unavailable, size, round_up=False))
+        surge = (resolve_int_or_percent(self.max_surge, size, round_up=True)
+                 if self.strategy == "replace" else 0)
+        canary = resolve_int_or_percent(self.canary_nodes, size, round_up=True)
+        return min(batch, size), surge, min(canary, size)
 
 
 class MaintenanceWindow(SpecModel):

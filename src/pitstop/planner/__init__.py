@@ -82,10 +82,10 @@ def make_plan(
 
 
 def _dedupe_sorted(findings: list[Finding]) -> list[Finding]:
-    seen: set[tuple[str, str, tuple[str, ...]]] = set()
+    seen: set[tuple[str, str, tuple[str, ...], str]] = set()
     out: list[Finding] = []
     for f in findings:
-        key = (f.code, f.cluster, f.objects)
+        key = (f.code, f.cluster, f.objects, f.message)
         if key in seen:
             continue
         seen.add(key)

@@ -19,15 +19,22 @@ break a rule is never emitted — the cluster is refused with the violated rule 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from pitstop.catalog import Catalog
-from pitstop.catalog.rules import ClusterVersions, NodeGroup, Violation, check_cluster
+from pitstop.catalog.rules import (
+    SUPPORT_GAPS,
+    ClusterVersions,
+    NodeGroup,
+    Violation,
+    check_cluster,
+)
 from pitstop.model import Cluster, PoolPolicy, StepEstimates, UpgradePolicy
-from pitstop.model.common import format_duration, resolve_int_or_percent
+from pitstop.model.common import format_duration
 from pitstop.planner.plan import Change, Gate, Phase, Step
 from pitstop.planner.targets import TargetVersions, check_known_bad
 from pitstop.preflight.findings import Finding, Severity
@@ -62,9 +69,6 @@ class Unsafe(Exception):
         super().__init__(what)
 
 
-# Support gaps a running cluster may have today without being refused: the plan may keep them
-# until it changes the component, and must not create new ones.
-TOLERABLE_TODAY = frozenset({"runtime-unsupported", "etcd-unsupported"})
 
 
 @dataclass
@@ -123,7 +127,7 @@ class _ClusterPlanner:
     # -- plan ------------------------------------------------------------------------------
     def run(self) -> None:
         initial = check_cluster(self.state, self.catalog)
-        blocking = [v for v in initial if v.rule not in TOLERABLE_TODAY]
+        blocking = [v for v in initial if v.rule not in SUPPORT_GAPS]
         if blocking:
             raise Unsafe("the cluster is out of skew today", blocking,
                          "bring it into a supported state first (e.g. finish an interrupted "
@@ -226,7 +230,10 @@ class _ClusterPlanner:
             cur = getattr(self.state, attr)
             if cur is None or cur == v:
                 continue
-            self._advance(replace(self.state, **{attr: v}), f"upgrading {comp} to {v}")
+            moved = (replace(self.state, controller_manager=v) if attr == "controller_manager"
+                     else replace(self.state, scheduler=v) if attr == "scheduler"
+                     else replace(self.state, cloud_controller_manager=v))
+            self._advance(moved, f"upgrading {comp} to {v}")
             self._emit(Step(
                 id=self._id(f"{comp}-{v}"), wave=self.wave, cluster=self.cluster.name,
                 phase=Phase.CONTROL_PLANE, action=f"upgrade-{comp.removeprefix('kube-')}",
@@ -365,9 +372,10 @@ class _ClusterPlanner:
     def _node_sequence(self, g: NodeGroup, kubelet: Version | None,
                        runtime_to: Version, *, replace: bool) -> list[Change]:
         """Order the changes made to a drained node so that every intermediate state is
-        supported. The runtime moves one release line at a time; the kubelet may jump minors,
-        or stop at an intermediate minor when no runtime version supports both ends (e.g.
-        containerd 1.7 → 2.2 with kubelet 1.34 → 1.36 passes kubelet 1.35)."""
+        supported. The runtime moves one release line at a time (or LTS to the next LTS line);
+        the kubelet may jump minors, or stop at an intermediate minor when no runtime version
+        supports both ends (containerd 1.7 → 2.3 with kubelet 1.34 → 1.36 passes 2.2 and
+        kubelet 1.35)."""
         k_from, k_to = g.kubelet, kubelet or g.kubelet
 
         def kubelet_move(frm: Version, to: Version) -> list[Change]:
@@ -389,8 +397,6 @@ class _ClusterPlanner:
 
         if replace:
             return direct()  # a new node starts at the new versions; the old one is removed
-        rts = [g.runtime_version, *self.catalog.runtime_path(g.runtime, g.runtime_version,
-                                                              runtime_to)]
         kubes = [k_from]
         m = k_from.line
         while m < k_to.line:
@@ -401,15 +407,44 @@ class _ClusterPlanner:
             kubes.append(min(latest, self.state.oldest_apiserver))
         if k_to != k_from:
             kubes.append(k_to)
-        if len(rts) == 1 and len(kubes) <= 2:
+        paths = self.catalog.runtime_paths(g.runtime, g.runtime_version, runtime_to)
+        if all(len(p) <= 1 for p in paths) and len(kubes) <= 2 and (
+                not paths[0] or self.catalog.runtime_supports(
+                    g.runtime, paths[0][-1], k_from.line) is not False):
             return direct()
+        for path_ in paths:
+            found = self._search(g, [g.runtime_version, *path_], kubes)
+            if found is not None:
+                rts, path = found
+                break
+        else:
+            raise Unsafe(
+                f"no order of {g.runtime} "
+                f"{' → '.join(str(v) for v in [g.runtime_version, *paths[-1]])} and kubelet "
+                f"{k_from} → {k_to} keeps every state supported (pool {g.pool})", [],
+                f"use strategy: replace for pool {g.pool} (new nodes start at the new versions, "
+                f"so no in-place path is needed), or choose a {g.runtime} target that supports "
+                f"kubelet {k_to.line} and can be reached line by line (`pitstop catalog "
+                f"containerd`)")
+        out: list[Change] = []
+        for (i0, j0), (i1, j1) in itertools.pairwise(path):
+            if i1 != i0:
+                out.append(Change(g.runtime, str(rts[i0]), str(rts[i1])))
+            else:
+                out.extend(kubelet_move(kubes[j0], kubes[j1]))
+        if len(kubes) == 1 and g.kube_proxy is not None and g.kube_proxy != k_to:
+            out.append(Change("kube-proxy", str(g.kube_proxy), str(k_to)))
+        return out
+
+    def _search(self, g: NodeGroup, rts: list[Version], kubes: list[Version]
+                ) -> tuple[list[Version], list[tuple[int, int]]] | None:
+        """Breadth-first over (runtime index, kubelet index): fewest changes, runtime first,
+        then the longest kubelet jump. None when no order keeps every state supported."""
         ok = self.catalog.runtime_supports
 
         def supported(i: int, j: int) -> bool:
             return ok(g.runtime, rts[i], kubes[j].line) is not False
 
-        # Breadth-first over (runtime index, kubelet index): fewest changes, runtime first,
-        # then the longest kubelet jump.
         start, goal = (0, 0), (len(rts) - 1, len(kubes) - 1)
         prev: dict[tuple[int, int], tuple[int, int]] = {start: start}
         queue = [start]
@@ -422,46 +457,30 @@ class _ClusterPlanner:
                     prev[nxt] = (i, j)
                     queue.append(nxt)
         if goal not in prev:
-            raise Unsafe(
-                f"no order of {g.runtime} {' → '.join(str(v) for v in rts)} and kubelet "
-                f"{k_from} → {k_to} keeps every state supported (pool {g.pool})", [],
-                f"choose a {g.runtime} target that supports kubelet {k_to.line} and can be "
-                "reached line by line; see `pitstop catalog containerd`")
+            return None
         path = [goal]
         while path[-1] != start:
             path.append(prev[path[-1]])
         path.reverse()
-        out: list[Change] = []
-        for (i0, j0), (i1, j1) in zip(path, path[1:], strict=False):
-            if i1 != i0:
-                out.append(Change(g.runtime, str(rts[i0]), str(rts[i1])))
-            else:
-                out.extend(kubelet_move(kubes[j0], kubes[j1]))
-        return out
+        return rts, path
 
     def _roll_pool(self, pool_name: str, groups: list[NodeGroup], *, kubelet: Version | None,
                    why: str, final: bool) -> None:
         pp = self.policy.spec.pool_policy(pool_name)
         pool = next(p for p in self.cluster.node_pools if p.name == pool_name)
-        size = len(pool.nodes)
         est = self.policy.spec.estimates
-        batch = max(1, resolve_int_or_percent(pp.max_unavailable, size, round_up=False))
-        surge = resolve_int_or_percent(pp.max_surge, size, round_up=True)
-        canaries = resolve_int_or_percent(pp.canary_nodes, size, round_up=True)
+        batch, surge, canaries = pp.disruption(len(pool.nodes))
         plans: list[tuple[NodeGroup, list[Change], str]] = []
         for g in sorted(groups, key=lambda g: (-len(g.nodes), g.nodes[0])):
             k_line = (kubelet or g.kubelet).line
             rt_to = self._runtime_target(g, k_line, final=final)
-            strategy = pp.strategy
-            minor_change = kubelet is not None and kubelet.line != g.kubelet.line
+            strategy: str = pp.strategy
             if (strategy == "in-place" and pp.runtime_patch_without_drain and kubelet in (
                     None, g.kubelet) and rt_to.line == g.runtime_version.line):
                 strategy = "no-drain"
             changes = self._node_sequence(g, kubelet, rt_to, replace=strategy == "replace")
             if not changes:
                 continue
-            if strategy == "no-drain" and minor_change:
-                strategy = "in-place"
             plans.append((g, changes, strategy))
         first = True
         for g, changes, strategy in plans:
@@ -506,8 +525,8 @@ class _ClusterPlanner:
         kube = next((c for c in changes if c.component == "kubelet"), None)
         shown = kube or main
         how = {
-            "in-place": f"cordon, drain (PDBs respected, timeout {format_duration(pp.drain_timeout)}"
-                        "), upgrade, uncordon",
+            "in-place": "cordon, drain (PDBs respected, timeout "
+                        f"{format_duration(pp.drain_timeout)}), upgrade, uncordon",
             "replace": f"surge up to {surge} new node(s) at the new versions, then drain and "
                        "remove old ones",
             "no-drain": "restart the runtime in place: a patch release, and running containers "

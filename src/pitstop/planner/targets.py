@@ -128,28 +128,28 @@ def check_target(target: UpgradeTarget, clusters: list[Cluster], policy: Upgrade
                     "the next upgrade soon.", Severity.WARNING, (f"kubernetes={k}",)))
         findings.extend(check_known_bad("kubernetes", k, policy, catalog, now))
     for comp in ("containerd", "etcd", "cri-o"):
-        v = versions.get(comp)
-        if v is None:
+        cv = versions.get(comp)
+        if cv is None:
             continue
-        if comp == "containerd" and catalog.runtime_line("containerd", v) is None:
+        if comp == "containerd" and catalog.runtime_line("containerd", cv) is None:
             findings.append(_finding(
                 "target-not-in-catalog",
-                f"containerd {v.line} is not a release line the catalog knows "
+                f"containerd {cv.line} is not a release line the catalog knows "
                 f"({', '.join(str(x.line) for x in catalog.runtimes.get('containerd', ()))}).",
                 "choose a known containerd version, or update the catalog.",
-                objects=(f"containerd={v}",)))
-        if comp == "etcd" and v.line not in catalog.etcd_lines:
+                objects=(f"containerd={cv}",)))
+        if comp == "etcd" and cv.line not in catalog.etcd_lines:
             findings.append(_finding(
                 "target-not-in-catalog",
-                f"etcd {v.line} is not a release line the catalog knows "
+                f"etcd {cv.line} is not a release line the catalog knows "
                 f"({', '.join(str(x) for x in catalog.etcd_lines)}).",
-                "choose a known etcd version, or update the catalog.", objects=(f"etcd={v}",)))
-        if comp == "cri-o" and k is not None and v.line != k.line:
+                "choose a known etcd version, or update the catalog.", objects=(f"etcd={cv}",)))
+        if comp == "cri-o" and k is not None and cv.line != k.line:
             findings.append(_finding(
                 "target-unsupported-runtime",
-                f"CRI-O {v} serves Kubernetes {v.line} only; the target is Kubernetes {k}.",
-                f"choose cri-o={k.line}.x.", objects=(f"cri-o={v}",)))
-        findings.extend(check_known_bad(comp, v, policy, catalog, now))
+                f"CRI-O {cv} serves Kubernetes {cv.line} only; the target is Kubernetes {k}.",
+                f"choose cri-o={k.line}.x.", objects=(f"cri-o={cv}",)))
+        findings.extend(check_known_bad(comp, cv, policy, catalog, now))
     if k is not None and "containerd" in versions:
         c = versions["containerd"]
         if catalog.runtime_supports("containerd", c, k.line) is False:

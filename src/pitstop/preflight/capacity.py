@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pitstop.model import Node, NodePool
-from pitstop.model.common import parse_cpu, parse_memory, resolve_int_or_percent
+from pitstop.model.common import parse_cpu, parse_memory
 from pitstop.model.fleet import Workload
 from pitstop.preflight.context import (
     ClusterContext,
@@ -190,16 +190,8 @@ def node_room(node: Node, cache: dict[RoomKey, Resources] | None = None) -> Reso
 def disruption_batch(ctx: ClusterContext, pool: NodePool) -> tuple[int, int, str]:
     """(nodes drained at once, surge nodes added, why) for ``pool`` under its pool policy."""
     pp = ctx.pool_policy(pool)
-    size = len(pool.nodes)
-    canary = resolve_int_or_percent(pp.canary_nodes, size, round_up=True)
-    unavailable = resolve_int_or_percent(pp.max_unavailable, size, round_up=True)
-    batch = min(size, max(1, canary, unavailable))
-    surge = (resolve_int_or_percent(pp.max_surge, size, round_up=True)
-             if pp.strategy == "replace" else 0)
-    if unavailable >= canary:
-        why = f"maxUnavailable {pp.max_unavailable}"
-    else:
-        why = f"canaryNodes {pp.canary_nodes}"
+    batch, surge, _ = pp.disruption(len(pool.nodes))
+    why = f"maxUnavailable {pp.max_unavailable}"
     return batch, surge, why
 
 
@@ -221,6 +213,11 @@ def _add(acc: dict[str, list[int]], key: str, d: Resources) -> None:
 
 
 _ZERO = [0, 0, 0]
+
+
+def _tagged(pool: NodePool, nodes: list[Node]) -> Iterator[tuple[str, NodePool, Node]]:
+    for n in nodes:
+        yield n.name, pool, n
 
 
 def check_capacity(ctx: ClusterContext) -> list[Finding]:
@@ -305,7 +302,7 @@ def check_capacity(ctx: ClusterContext) -> list[Finding]:
 
         def bins(pool: NodePool = pool, surge: int = surge, needed: set[str] = needed,
                  drained: set[str] = drained) -> Iterator[Bin]:
-            streams = [((n.name, p, n) for n in pl.schedulable(p.name))
+            streams = [_tagged(p, pl.schedulable(p.name))
                        for p in cluster.node_pools if p.name in needed]
             for name, p, n in heapq.merge(*streams):
                 if name in drained:
@@ -334,7 +331,7 @@ def check_capacity(ctx: ClusterContext) -> list[Finding]:
         cpu = sum(it.cpu for it in stuck)
         mem = sum(it.memory for it in stuck)
         short = ", ".join(
-            x for x in (fmt_cpu(cpu) if cpu else "", fmt_memory(mem) if mem else "",
+            x for x in (fmt_cpu(cpu) if cpu else "", f"{fmt_memory(mem)} memory" if mem else "",
                         f"{len(stuck)} pod slot(s)") if x)
         surge_txt = f" plus {surge} surge node(s)" if surge else ""
         drained_sorted = sorted(drained)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pitstop.catalog import KnownBad
-from pitstop.catalog.rules import Violation, check_cluster
+from pitstop.catalog.rules import SUPPORT_GAPS, Violation, check_cluster
 from pitstop.preflight.context import ClusterContext, listed, objects
 from pitstop.preflight.findings import Finding, Severity
 from pitstop.versions import Minor, Version
@@ -24,10 +24,19 @@ __all__ = [
 
 
 def _where(components: Sequence[str], nodes: Sequence[str]) -> str:
-    parts = list(components)
+    """``kube-apiserver cp-1 and cp-2, kube-scheduler plus 3 node(s) (n1, n2 and n3)`` from
+    components written ``"<kind> <name>"`` or ``"<kind>"``."""
+    groups: dict[str, list[str]] = {}
+    for c in components:
+        kind, _, name = c.partition(" ")
+        names = groups.setdefault(kind, [])
+        if name:
+            names.append(name)
+    text = ", ".join(f"{kind} {listed(names, 3)}" if names else kind
+                     for kind, names in groups.items())
     if nodes:
-        parts.append(f"{len(nodes)} node(s) ({listed(nodes, 3)})")
-    return listed(parts)
+        text += (" plus " if text else "") + f"{len(nodes)} node(s) ({listed(nodes, 3)})"
+    return text
 
 
 def check_end_of_life(ctx: ClusterContext) -> list[Finding]:
@@ -239,12 +248,20 @@ def check_skew(ctx: ClusterContext) -> list[Finding]:
     :func:`pitstop.catalog.rules.check_cluster` (apiserver spread, controller, kubelet,
     kube-proxy or etcd skew). Planning from an unsupported state is refused until it is repaired.
     The rules' ``runtime-unsupported`` is reported by :func:`check_runtime_support` instead."""
-    # Violations about the same objects (a kubelet and its kube-proxy, typically) make one
-    # finding: findings are told apart by code, cluster and objects.
-    merged: dict[tuple[str, ...], list[Violation]] = {}
+    # One finding per problem: the same message about several etcd members is merged, and so
+    # are messages about the same objects (a kubelet and its kube-proxy) — findings are told
+    # apart by code, cluster and objects.
+    by_message: dict[tuple[str, str], list[str]] = {}
+    gaps: dict[str, list[str]] = {}
     for v in check_cluster(ctx.versions, ctx.catalog):
-        if v.rule != "runtime-unsupported":
-            merged.setdefault(v.objects, []).append(v)
+        if v.rule == "etcd-unsupported":
+            gaps.setdefault(v.message, []).extend(v.objects)
+        elif v.rule not in SUPPORT_GAPS:
+            seen = by_message.setdefault((v.rule, v.message), [])
+            seen.extend(o for o in v.objects if o not in seen)
+    merged: dict[tuple[str, ...], list[Violation]] = {}
+    for (rule, message), names in by_message.items():
+        merged.setdefault(tuple(names), []).append(Violation(rule, message, tuple(names)))
     out: list[Finding] = []
     for objs, vs in merged.items():
         rules = list(dict.fromkeys(v.rule for v in vs))
@@ -256,5 +273,13 @@ def check_skew(ctx: ClusterContext) -> list[Finding]:
             "may break it further.",
             " ".join(fixes),
             objs,
+        ))
+    for message, members in gaps.items():
+        out.append(ctx.finding(
+            "etcd-unsupported", Severity.WARNING,
+            f"{message}: a support gap the upgrade must close — the plan refuses any control-"
+            "plane step that etcd does not support.",
+            _SKEW_FIX["etcd-unsupported"] + " Add etcd=<version> to the target.",
+            tuple(dict.fromkeys(members)),
         ))
     return out

@@ -41,10 +41,14 @@ def _targets_text(targets: tuple[str, ...], limit: int = 3) -> str:
     return f"{', '.join(targets[:limit])} +{len(targets) - limit}"
 
 
-def _changes_text(plan_step: Any) -> str:
+def _changes_text(plan_step: Any, *, compact: bool = False) -> str:
     if plan_step.changes:
-        return "; ".join(f"{c.component} {c.from_version}→{c.to_version}"
-                         for c in plan_step.changes)
+        changes = plan_step.changes
+        if compact:  # kube-proxy follows the kubelet; say so only when it differs
+            kube = {(c.from_version, c.to_version) for c in changes if c.component == "kubelet"}
+            changes = [c for c in changes if c.component != "kube-proxy"
+                       or (c.from_version, c.to_version) not in kube]
+        return ", ".join(f"{c.component} {c.from_version}→{c.to_version}" for c in changes)
     if plan_step.from_version == plan_step.to_version:
         return f"{plan_step.component} {plan_step.to_version}"
     return f"{plan_step.component} {plan_step.from_version}→{plan_step.to_version}"
@@ -104,22 +108,30 @@ def render_plan(plan: Plan, schedule: Schedule | None, fmt: str, console: Consol
     console.print(f"[bold]Plan[/] for fleet [cyan]{plan.fleet}[/] → {target}: {verdict}, "
                   f"{len(plan.steps)} steps in {len(plan.waves)} wave(s)")
     if plan.findings:
-        t = Table(title="Findings", show_lines=False, expand=False)
-        for col in ("severity", "code", "cluster", "objects", "message", "fix"):
-            t.add_column(col, overflow="fold")
+        console.print()
+        console.print("[bold]Findings[/]")
         for f in plan.findings:
-            t.add_row(f"[{_SEV_STYLE[str(f.severity)]}]{f.severity}[/]", f.code, f.cluster or "—",
-                      _targets_text(f.objects, 3), f.message, f.fix)
-        console.print(t)
+            where = f" [cyan]{f.cluster}[/]" if f.cluster else ""
+            console.print(f"[{_SEV_STYLE[str(f.severity)]}]{str(f.severity).upper():8}[/] "
+                          f"[bold]{f.code}[/]{where}  {_targets_text(f.objects, 4)}")
+            console.print(f"         {f.message}")
+            if f.fix:
+                console.print(f"         [green]fix:[/] {f.fix}")
+        console.print()
     if plan.steps:
         t = Table(title="Steps", expand=False)
-        for col in ("#", "wave", "cluster", "phase", "changes", "targets", "strategy", "gates"):
+        for col in ("#", "wave", "cluster", "change", "on", "how"):
             t.add_column(col, overflow="fold")
         for i, s in enumerate(plan.steps[:max_steps], 1):
-            label = _changes_text(s) + (" [magenta](canary)[/]" if s.canary else "")
-            t.add_row(str(i), s.wave, s.cluster, str(s.phase), label, _targets_text(s.targets),
-                      s.strategy or "—", ", ".join(g.name for g in s.gates)
-                      + (" [yellow]+approval[/]" if s.requires_approval else ""))
+            how = s.strategy or "—"
+            if len(s.targets) > 1:
+                how += f", {s.batch_size} at a time"
+            if s.canary:
+                how = "[magenta]canary[/] " + how
+            if s.requires_approval:
+                how += " [yellow]+approval[/]"
+            t.add_row(str(i), s.wave, s.cluster, _changes_text(s, compact=True),
+                      _targets_text(s.targets), how)
         console.print(t)
         if len(plan.steps) > max_steps:
             console.print(f"… {len(plan.steps) - max_steps} more steps (use -o json for all)")
