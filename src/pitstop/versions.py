@@ -63,10 +63,23 @@ class Version:
     pre: str = ""
     build: str = ""
     raw: str = field(default="", compare=False)
+    # Derived once: plans compare the same few versions millions of times.
+    _key: tuple[int, int, int, int, tuple[tuple[int, int | str], ...], str] = field(
+        init=False, repr=False, compare=False)
+    _line: Minor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A release without a pre-release tag sorts after its pre-releases.
+        pre_key: tuple[tuple[int, int | str], ...] = tuple(
+            (0, int(p)) if p.isdigit() else (1, p) for p in self.pre.split(".") if p
+        )
+        object.__setattr__(self, "_key", (self.major, self.minor, self.patch,
+                                          0 if self.pre else 1, pre_key, self.build))
+        object.__setattr__(self, "_line", Minor(self.major, self.minor))
 
     @property
     def line(self) -> Minor:
-        return Minor(self.major, self.minor)
+        return self._line
 
     def core(self) -> str:
         return f"{self.major}.{self.minor}.{self.patch}"
@@ -79,25 +92,18 @@ class Version:
             text += f"-{self.pre}"
         return text + self.build
 
-    def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...], str]:
-        # A release without a pre-release tag sorts after its pre-releases.
-        pre_key: tuple[tuple[int, int | str], ...] = tuple(
-            (0, int(p)) if p.isdigit() else (1, p) for p in self.pre.split(".") if p
-        )
-        return (self.major, self.minor, self.patch, 0 if self.pre else 1, pre_key, self.build)
-
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() < other._key()
+        return self._key < other._key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() == other._key()
+        return self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self._key)
 
     @property
     def is_prerelease(self) -> bool:

@@ -140,6 +140,9 @@ class Catalog:
     coredns: dict[Minor, Version]
     cni: tuple[AddOnLine, ...]
     sources: dict[str, str] = field(default_factory=dict)  # file name -> where it was read
+    # Memo of pure rule verdicts keyed by the versions judged (see rules.py); never part of
+    # the catalog's identity.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # -- Kubernetes ------------------------------------------------------------------------
     def newest_minor(self) -> Minor:

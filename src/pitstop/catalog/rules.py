@@ -160,40 +160,53 @@ def _check_controllers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
             )
 
 
-def _check_nodes(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
-    oldest, newest = s.oldest_apiserver.line, s.newest_apiserver.line
+def _group_verdict(g: NodeGroup, oldest_v: Version, newest_v: Version,
+                   cat: Catalog) -> tuple[tuple[str, str], ...]:
+    """(rule, message) pairs for one node group against the apiservers. Pure in its arguments,
+    so it is memoised on the catalog: a fleet repeats the same few version combinations."""
+    key = ("group", g.pool, g.kubelet, g.kube_proxy, g.runtime, g.runtime_version, oldest_v,
+           newest_v)
+    hit = cat.memo.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    out: list[tuple[str, str]] = []
+    oldest, newest = oldest_v.line, newest_v.line
     sk = cat.skew
+    k = g.kubelet.line
+    if k > oldest:
+        out.append(("kubelet-skew", f"kubelet {g.kubelet} in pool {g.pool} is newer than "
+                    f"kube-apiserver {oldest_v}"))
+    elif newest.minus(k) > sk.kubelet_allowance(k):
+        out.append(("kubelet-skew", f"kubelet {g.kubelet} in pool {g.pool} is more than "
+                    f"{sk.kubelet_allowance(k)} minors older than kube-apiserver {newest_v}"))
+    if g.kube_proxy is not None:
+        p = g.kube_proxy.line
+        if p > oldest:
+            out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} in pool {g.pool} is "
+                        f"newer than kube-apiserver {oldest_v}"))
+        elif newest.minus(p) > sk.kube_proxy_max_older:
+            out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} in pool {g.pool} is more "
+                        f"than {sk.kube_proxy_max_older} minors older than kube-apiserver "
+                        f"{newest_v}"))
+        if abs(k.minus(p)) > sk.kube_proxy_max_skew_to_kubelet:
+            out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} and kubelet {g.kubelet} "
+                        f"differ by more than {sk.kube_proxy_max_skew_to_kubelet} minors"))
+    if cat.runtime_supports(g.runtime, g.runtime_version, k) is False:
+        out.append(("runtime-unsupported", f"{g.runtime} {g.runtime_version} does not support "
+                    f"kubelet {k} (pool {g.pool})"))
+    verdict = tuple(out)
+    cat.memo[key] = verdict
+    return verdict
+
+
+def _check_nodes(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
+    oldest_v, newest_v = s.oldest_apiserver, s.newest_apiserver
     for g in s.node_groups:
-        nodes = g.nodes[:5] + (("…",) if len(g.nodes) > 5 else ())
-        k = g.kubelet.line
-        if k > oldest:
-            yield Violation("kubelet-skew",
-                            f"kubelet {g.kubelet} in pool {g.pool} is newer than kube-apiserver "
-                            f"{s.oldest_apiserver}", nodes)
-        elif newest.minus(k) > sk.kubelet_allowance(k):
-            yield Violation("kubelet-skew",
-                            f"kubelet {g.kubelet} in pool {g.pool} is more than "
-                            f"{sk.kubelet_allowance(k)} minors older than kube-apiserver "
-                            f"{s.newest_apiserver}", nodes)
-        if g.kube_proxy is not None:
-            p = g.kube_proxy.line
-            if p > oldest:
-                yield Violation("kube-proxy-skew",
-                                f"kube-proxy {g.kube_proxy} in pool {g.pool} is newer than "
-                                f"kube-apiserver {s.oldest_apiserver}", nodes)
-            elif newest.minus(p) > sk.kube_proxy_max_older:
-                yield Violation("kube-proxy-skew",
-                                f"kube-proxy {g.kube_proxy} in pool {g.pool} is more than "
-                                f"{sk.kube_proxy_max_older} minors older than kube-apiserver "
-                                f"{s.newest_apiserver}", nodes)
-            if abs(k.minus(p)) > sk.kube_proxy_max_skew_to_kubelet:
-                yield Violation("kube-proxy-skew",
-                                f"kube-proxy {g.kube_proxy} and kubelet {g.kubelet} differ by more "
-                                f"than {sk.kube_proxy_max_skew_to_kubelet} minors", nodes)
-        if cat.runtime_supports(g.runtime, g.runtime_version, k) is False:
-            yield Violation("runtime-unsupported",
-                            f"{g.runtime} {g.runtime_version} does not support kubelet {k} "
-                            f"(pool {g.pool})", nodes)
+        verdict = _group_verdict(g, oldest_v, newest_v, cat)
+        if verdict:
+            nodes = g.nodes[:5] + (("…",) if len(g.nodes) > 5 else ())
+            for rule, message in verdict:
+                yield Violation(rule, message, nodes)
 
 
 def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
@@ -204,9 +217,9 @@ def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
         yield Violation("etcd-skew", f"etcd members span {min(lines)}–{max(lines)}: members may "
                         "differ by one minor only, during a rolling upgrade",
                         tuple(n for n, _ in s.etcd))
-    api_minors: set[Minor] = {v.line for _, v in s.apiservers}
+    api_minors = sorted({v.line for _, v in s.apiservers})
     for name, v in s.etcd:
-        for m in sorted(api_minors):
+        for m in api_minors:
             if cat.etcd_supported(v, m) is False:
                 yield Violation("etcd-unsupported",
                                 f"etcd {v} is not supported by Kubernetes {m}", (name,))

@@ -532,9 +532,12 @@ class _ClusterPlanner:
             "no-drain": "restart the runtime in place: a patch release, and running containers "
                         "survive a runtime restart (their shims stay)",
         }[strategy]
-        together = (" kubelet and runtime change in the same drain, in this order: "
-                    + ", ".join(f"{c.component} {c.to_version}" for c in changes)
-                    if len({c.component for c in changes} - {"kube-proxy"}) > 1 else "")
+        several = len({c.component for c in changes} - {"kube-proxy"}) > 1
+        listed = ", ".join(f"{c.component} {c.to_version}" for c in changes)
+        together = ("" if not several else
+                    f" The new nodes come up with {listed}." if strategy == "replace" else
+                    f" Kubelet and runtime change in the same drain, in this order (every "
+                    f"intermediate state supported): {listed}.")
         reason = f"{why}; {how}.{together}"
         if canary:
             reason = (f"canary: {len(targets)} node(s) of pool {pool_name} first, alone, soaked "
