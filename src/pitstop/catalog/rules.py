@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pitstop.versions import Minor, Version, parse_version
+from pitstop.versions import Version, parse_version
 
 if TYPE_CHECKING:
     from pitstop.catalog import Catalog

@@ -10,7 +10,9 @@ every finding here names the budget and the pods.
 
 from __future__ import annotations
 
-from pitstop.model import PodDisruptionBudget
+from collections.abc import Callable
+
+from pitstop.model import PodDisruptionBudget, PoolPolicy
 from pitstop.model.common import resolve_int_or_percent
 from pitstop.model.fleet import Workload
 from pitstop.preflight.context import ClusterContext, listed, objects
@@ -128,29 +130,38 @@ def check_single_replica_no_pdb(ctx: ClusterContext) -> list[Finding]:
     return out
 
 
+def _split_by_pool_policy(ctx: ClusterContext, w: Workload, allowed: Callable[[PoolPolicy], bool]
+                          ) -> tuple[list[str], list[str], set[str]]:
+    """Scheduled pods of ``w`` split by whether their pool's policy allows what drain would
+    otherwise refuse: (allowed pods, refused pods, pools of the refused pods)."""
+    pl = ctx.placement
+    yes: list[str] = []
+    no: list[str] = []
+    no_pools: set[str] = set()
+    for pod in pl.pods_of(w):
+        if pod.node is None:
+            continue
+        pool = pl.pool_of(pod.node).name
+        if allowed(ctx.pool_policy(pool)):
+            yes.append(pod.name)
+        else:
+            no.append(pod.name)
+            no_pools.add(pool)
+    return yes, no, no_pools
+
+
 def check_empty_dir_data(ctx: ClusterContext) -> list[Finding]:
     """``empty-dir-data``: pods that keep data in ``emptyDir`` volumes. Blocking when the policy
     of their pool does not set ``deleteEmptyDirData`` (drain refuses them); a warning when it
     does (the data is deleted with the pod). DaemonSet pods are left alone by drain
     (``--ignore-daemonsets``) and are not reported; pending pods are on no node and are not
     reported."""
-    pl = ctx.placement
     out: list[Finding] = []
     for w in ctx.cluster.workloads:
         if not w.empty_dir or w.kind == "DaemonSet":
             continue
-        refused: list[str] = []
-        refused_pools: set[str] = set()
-        deleted: list[str] = []
-        for pod in pl.pods_of(w):
-            if pod.node is None:
-                continue
-            pool = pl.pool_of(pod.node).name
-            if ctx.pool_policy(pool).delete_empty_dir_data:
-                deleted.append(pod.name)
-            else:
-                refused.append(pod.name)
-                refused_pools.add(pool)
+        deleted, refused, refused_pools = _split_by_pool_policy(
+            ctx, w, lambda pp: pp.delete_empty_dir_data)
         ref = f"{w.namespace}/{w.name}"
         if refused:
             pools = sorted(refused_pools)
@@ -180,23 +191,12 @@ def check_unreplicated_pods(ctx: ClusterContext) -> list[Finding]:
     """``unreplicated-pod``: bare pods (kind ``Pod``, no controller). Drain refuses them without
     ``--force`` and nothing recreates them once deleted. Blocking unless the policy of their
     pool sets ``forceAfterDrainTimeout`` (then a warning: they are deleted for good)."""
-    pl = ctx.placement
     out: list[Finding] = []
     for w in ctx.cluster.workloads:
         if w.kind != "Pod":
             continue
-        blocked: list[str] = []
-        blocked_pools: set[str] = set()
-        forced: list[str] = []
-        for pod in pl.pods_of(w):
-            if pod.node is None:
-                continue
-            pool = pl.pool_of(pod.node).name
-            if ctx.pool_policy(pool).force_after_drain_timeout:
-                forced.append(pod.name)
-            else:
-                blocked.append(pod.name)
-                blocked_pools.add(pool)
+        forced, blocked, blocked_pools = _split_by_pool_policy(
+            ctx, w, lambda pp: pp.force_after_drain_timeout)
         if blocked:
             out.append(ctx.finding(
                 "unreplicated-pod", Severity.BLOCKING,
