@@ -98,7 +98,9 @@ def apply_step(state: ClusterVersions, step: Step, catalog: Catalog,
                 state = state.with_nodes(step.pool, step.targets, kube_proxy=v)
             else:
                 state = state.with_nodes(step.pool, step.targets, runtime_version=v)
-            if step.strategy != "replace" or n == len(step.changes):
+            atomic = step.strategy == "replace" or any(
+                c.component == "cri-o" for c in step.changes)
+            if not atomic or n == len(step.changes):
                 check(state, f"{ch.component} → {ch.to_version}")
         return state
     elif step.action in ("etcd-snapshot", "upgrade-addon"):

@@ -238,3 +238,36 @@ def test_examples_plan(cat: Catalog) -> None:
     assert len(kubelets) == 2 and kubelets[-1] == str(k)
     doc = plan.to_dict()
     assert doc["reachable"] is False and doc["steps"][0]["reason"]
+
+
+def test_crio_follows_the_kubelet_minor_in_the_same_drain(cat: Catalog) -> None:
+    k0, k1 = cat.latest_patch(Minor(1, 35)), cat.latest_patch(Minor(1, 36))
+    assert k0 and k1
+    c = cluster("c1", str(k0), etcd=_kubeadm_etcd(cat, "1.35"), pools={
+        "p": [node(f"n{i}", str(k0), "1.35.2", rt="cri-o") for i in range(3)]})
+    ok = make_plan(fleet(c), target(kubernetes=str(k1), cri_o="1.36.1",
+                                    etcd=_kubeadm_etcd(cat, "1.36")),
+                   default_policy(), cat, now=NOW, preflight=False)
+    assert ok.reachable, ok.findings
+    node_steps = [s for s in ok.steps if s.phase is Phase.NODES]
+    assert node_steps and all({"cri-o", "kubelet"} <= {ch.component for ch in s.changes}
+                              for s in node_steps)
+    replay(ok, fleet(c), cat)
+    # without a CRI-O target, the kubelet cannot move: refused, and told what to add
+    no = make_plan(fleet(c), target(kubernetes=str(k1), etcd=_kubeadm_etcd(cat, "1.36")),
+                   default_policy(), cat, now=NOW, preflight=False)
+    f0 = next(x for x in no.blocking if x.code == "no-safe-plan")
+    assert "cri-o" in f0.message and "cri-o=1.36.x" in f0.fix
+    # a CRI-O minor that is not the kubelet's is refused up front
+    bad = make_plan(fleet(c), target(kubernetes=str(k1), cri_o="1.35.9"), default_policy(), cat,
+                    now=NOW, preflight=False)
+    assert "target-unsupported-runtime" in _codes(bad, blocking=True)
+
+
+def test_pre_roll_is_reported_as_an_extra_roll(cat: Catalog) -> None:
+    f = fleet(cluster("c1", "1.32.4", etcd=_kubeadm_etcd(cat, "1.32"), pools={
+        "old": [node("old-1", "1.29.10", "2.1.4")], "new": [node("new-1", "1.32.4", "2.1.4")]}))
+    plan = make_plan(f, target(kubernetes=str(cat.latest_patch(Minor(1, 33)))), default_policy(),
+                     cat, now=NOW, preflight=False)
+    extra = [x for x in plan.findings if x.code == "extra-node-roll"]
+    assert [x.objects for x in extra] == [("old-1",)]

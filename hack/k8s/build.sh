@@ -37,6 +37,7 @@ export GOWORK=off
 
 log() { printf '[k8s-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+trap 'log "ERROR: command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 command -v go >/dev/null || die "go is not installed"
 log "go: $(go version); GOTOOLCHAIN=$GOTOOLCHAIN; jobs=$JOBS; cache=$CACHE_ROOT"
@@ -213,8 +214,8 @@ compile_k8s() {
   local got
   got=$("$dir/bin/kube-apiserver" --version)
   [ "$got" = "Kubernetes v$ver" ] || die "kube-apiserver --version says '$got', want 'Kubernetes v$ver'"
-  got=$("$dir/bin/kubectl" version --client 2>/dev/null | head -1)
-  [[ "$got" == *"v$ver"* ]] || die "kubectl version --client says '$got'"
+  got=$("$dir/bin/kubectl" version --client 2>/dev/null) || true  # no pipe: avoid SIGPIPE
+  [[ "$got" == *"Client Version: v$ver"* ]] || die "kubectl version --client says '$got'"
 
   echo "kubernetes v$ver" >"$dir/.stamp-kubernetes"
   log "kubernetes v$ver: compiled in $(( $(date +%s) - t0 ))s"

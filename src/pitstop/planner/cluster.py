@@ -326,6 +326,13 @@ class _ClusterPlanner:
                    f"{stop} after the next control-plane step (allowed: "
                    f"{sk.kubelet_allowance(groups[0].kubelet.line)}); they are upgraded first, to "
                    f"{allowed_to}, the newest version allowed while the apiservers are there")
+            self.findings.append(Finding(
+                "extra-node-roll", Severity.WARNING,
+                f"pool {pool_name} is rolled twice: its kubelets are upgraded to {allowed_to} "
+                f"before the control plane moves to {stop.line}, and again to the target at the "
+                "end.", "upgrade these kubelets on their own beforehand to save a roll, or "
+                "accept the extra drains.", self.cluster.name,
+                tuple(n for g in groups for n in g.nodes)[:10], "planner"))
             self._roll_pool(pool_name, groups, kubelet=allowed_to, why=why, final=False)
 
     def _final_node_roll(self) -> None:
@@ -395,8 +402,11 @@ class _ClusterPlanner:
                 kube = [c for c in kube if c.component != "kubelet"]
             return rt + kube
 
-        if replace:
-            return direct()  # a new node starts at the new versions; the old one is removed
+        if replace or g.runtime == "cri-o":
+            # A new node starts at the new versions and the old one is removed; CRI-O serves
+            # only its own Kubernetes minor, so it and the kubelet change together on the
+            # drained node.
+            return direct()
         kubes = [k_from]
         m = k_from.line
         while m < k_to.line:
@@ -501,8 +511,9 @@ class _ClusterPlanner:
                    changes: list[Change], strategy: str, pp: PoolPolicy, *, canary: bool,
                    batch: int, surge: int, why: str, est: StepEstimates) -> None:
         # Replay every change on the state and check each intermediate state.
-        # A replaced node appears with every new version at once; an in-place node passes
-        # through each change in turn.
+        # A replaced node appears with every new version at once, and CRI-O changes together
+        # with its kubelet; otherwise an in-place node passes through each change in turn.
+        atomic = strategy == "replace" or g.runtime == "cri-o"
         state = self.state
         for n, ch in enumerate(changes, 1):
             v = _v(ch.to_version)
@@ -512,7 +523,7 @@ class _ClusterPlanner:
                 state = state.with_nodes(pool_name, targets, kube_proxy=v)
             else:
                 state = state.with_nodes(pool_name, targets, runtime_version=v)
-            if strategy != "replace" or n == len(changes):
+            if not atomic or n == len(changes):
                 self._advance(state, f"changing {ch.component} to {ch.to_version} on pool "
                               f"{pool_name}")
         per_node = {"in-place": est.node_in_place, "replace": est.node_replace,
