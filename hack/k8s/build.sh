@@ -3,14 +3,14 @@
 # kube-scheduler, kubectl) from the Go module k8s.io/kubernetes, plus etcd and kwok, for the
 # pinned versions below. See hack/k8s/README.md.
 #
-# Usage: hack/k8s/build.sh [K8S_VERSION ...]      (default: the pinned PITSTOP_K8S_VERSIONS)
+# Usage: hack/k8s/build.sh [K8S_VERSION ...]  (default: $PITSTOP_K8S_VERSIONS, else K8S_VERSIONS_DEFAULT)
 #
 # Output (outside the repo, keyed by version):
 #   ${PITSTOP_CACHE:-/var/cache/pitstop}/k8s/v<version>/bin/{kube-apiserver,kube-controller-manager,
 #                                                          kube-scheduler,kubectl,etcd,kwok}
 #   ${PITSTOP_CACHE:-/var/cache/pitstop}/k8s/v<version>/.stamp   (written only after success)
 # A version whose stamp matches is skipped, so running this again is cheap.
-set -euo pipefail
+set -Eeuo pipefail
 
 K8S_VERSIONS_DEFAULT="1.35.4 1.36.3"
 # etcd: kubeadm v1.36 pins 3.6.8 for both 1.35 and 1.36 (SupportedEtcdVersion); it is also
