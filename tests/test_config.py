@@ -125,3 +125,17 @@ def test_target_text() -> None:
                         ("", "empty target"), ("etcd=3.5.1,etcd=3.5.2", "given twice")]:
         with pytest.raises(ConfigError, match=needle):
             target_from_text(bad)
+
+
+def test_unquoted_time_is_refused() -> None:
+    policy = """\
+apiVersion: pitstop.dev/v1alpha1
+kind: UpgradePolicy
+metadata: {name: p}
+spec:
+  maintenanceWindows:
+  - {name: w, start: 22:00, duration: 4h}
+"""
+    with pytest.raises(ConfigError, match=r"policy.yaml:6: spec.maintenanceWindows\[0\].start: "
+                                          r"1320 was read as a number; quote times"):
+        load_documents(policy, "policy.yaml")

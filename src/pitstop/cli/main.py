@@ -3,7 +3,7 @@
 Heavy modules (pydantic, rich, the planner) are imported inside commands, so that
 ``pitstop --help`` starts fast.
 
-Exit codes (documented in docs/cli.md):
+Exit codes (documented in docs/operations.md):
   0  the plan is ready (or the command succeeded)
   1  the plan is blocked by findings, or the target is refused
   2  bad input: a file, field or option that cannot be accepted
@@ -33,9 +33,9 @@ PLAN_EXAMPLES = """
 \b
 Examples:
   pitstop plan -f examples/fleet.yaml -f examples/policy.yaml \\
-      --target kubernetes=1.34.2,containerd=2.1.4,etcd=3.6.5
+      --target kubernetes=1.36.5,containerd=2.3.7,etcd=3.6.8
   pitstop plan -f fleet.yaml -f policy.yaml -f target.yaml -o json > plan.json
-  pitstop plan -f fleet.yaml --target kubernetes=1.35.1 -o markdown > PLAN.md
+  pitstop plan -f fleet.yaml --target kubernetes=1.36.5 -o markdown > PLAN.md
 """
 
 
@@ -126,9 +126,8 @@ def main() -> None:
     \b
     Start here:
       pitstop validate -f examples/fleet.yaml -f examples/policy.yaml
-      pitstop plan -f examples/fleet.yaml -f examples/policy.yaml \\
-          --target kubernetes=1.34.2,containerd=2.1.4
-      pitstop explain -f examples/fleet.yaml --target kubernetes=1.34.2
+      pitstop plan -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml
+      pitstop explain -f examples/fleet.yaml -f examples/target.yaml --step prod-us-1
       pitstop catalog kubernetes
     """
 
@@ -136,7 +135,7 @@ def main() -> None:
 @main.command(epilog=PLAN_EXAMPLES)
 @files_option
 @click.option("--target", "target_text", default=None,
-              help="Desired versions, e.g. kubernetes=1.34.2,containerd=2.1.4,etcd=3.6.5.")
+              help="Desired versions, e.g. kubernetes=1.36.5,containerd=2.3.7,etcd=3.6.8.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml", "markdown"]),
               default="table", show_default=True)
 @catalog_option
@@ -171,7 +170,7 @@ def _plan(files: tuple[str, ...], target_text: str | None, fmt: str, catalog_dir
     cfg, catalog = _load(files, target_text, catalog_dir)
     if cfg.target is None:
         raise ConfigError([ConfigProblem("--target", None, "", "no target given.",
-                                         "pass --target kubernetes=1.34.2 or a file with "
+                                         "pass --target kubernetes=1.36.5 or a file with "
                                          "`kind: UpgradeTarget`.")])
     assert cfg.fleet is not None
     policy = cfg.policy or UpgradePolicy(metadata=Metadata(name="default"))
@@ -200,8 +199,8 @@ def explain(files: tuple[str, ...], target_text: str | None, step: str,
 
     \b
     Examples:
-      pitstop explain -f examples/fleet.yaml --target kubernetes=1.34.2
-      pitstop explain -f examples/fleet.yaml --target kubernetes=1.34.2 --step apiserver
+      pitstop explain -f examples/fleet.yaml -f examples/target.yaml
+      pitstop explain -f examples/fleet.yaml -f examples/target.yaml --step apiserver
     """
     sys.exit(_plan(files, target_text, "table", catalog_dir, now_text, None, False,
                    explain=step))

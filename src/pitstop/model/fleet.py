@@ -96,7 +96,7 @@ class Node(SpecModel):
     name: str = Field(min_length=1)
     kubelet: VersionStr
     kube_proxy: VersionStr | None = Field(
-        default=None, description="defaults to the kubelet's version; null when no kube-proxy runs"
+        default=None, description="defaults to the kubelet's version"
     )
     container_runtime: ContainerRuntime
     os: str = ""

@@ -7,10 +7,10 @@ blackouts, approvals per environment, and waivers that allow something the catal
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pitstop.model.common import (
     API_VERSION,
@@ -100,6 +100,14 @@ class PoolPolicy(SpecModel):
         return min(batch, size), surge, min(canary, size)
 
 
+def _quoted_time(value: object) -> object:
+    # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320: refuse it rather than
+    # start a window at 00:22.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} was read as a number; quote times in YAML, e.g. \"22:00\"")
+    return value
+
+
 class MaintenanceWindow(SpecModel):
     """A recurring window: on these days, from ``start`` for ``duration``, in ``timeZone``.
     No new step starts outside a window; a running step may finish."""
@@ -107,7 +115,7 @@ class MaintenanceWindow(SpecModel):
     name: str = Field(min_length=1)
     clusters: LabelSelector = Field(default_factory=LabelSelector)
     days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
-    start: time
+    start: Annotated[time, BeforeValidator(_quoted_time)]
     duration: Duration
     time_zone: str = "UTC"
 

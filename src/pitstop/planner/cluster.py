@@ -368,8 +368,8 @@ class _ClusterPlanner:
                           if ln.latest >= g.runtime_version
                           and (target is None or ln.latest <= target)
                           and ln.supports_kubernetes(ln.latest, kubelet)]
-            if candidates:
-                return max(candidates)
+            if candidates:  # the smallest move that supports the kubelet
+                return min(candidates)
         hint = (f"add {g.runtime}={kubelet}.x to the target (CRI-O follows the kubelet's minor)"
                 if g.runtime == "cri-o" else
                 f"add a {g.runtime} version that supports Kubernetes {kubelet} to the target")
@@ -532,9 +532,12 @@ class _ClusterPlanner:
         units = math.ceil(len(targets) / step_batch)
         soak = pp.canary_soak if canary else pp.soak
         estimate = units * (per_node + pp.soak) + (soak - pp.soak if canary else timedelta(0))
-        main = changes[-1] if changes else None
-        kube = next((c for c in changes if c.component == "kubelet"), None)
-        shown = kube or main
+        # The step is named by its kubelet move (first hop's start to last hop's end), or by the
+        # runtime when the kubelet stays.
+        kubes = [c for c in changes if c.component == "kubelet"]
+        moves = kubes or [c for c in changes if c.component != "kube-proxy"] or changes
+        shown = (Change(moves[0].component, moves[0].from_version, moves[-1].to_version)
+                 if moves else None)
         how = {
             "in-place": "cordon, drain (PDBs respected, timeout "
                         f"{format_duration(pp.drain_timeout)}), upgrade, uncordon",

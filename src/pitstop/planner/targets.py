@@ -117,7 +117,7 @@ def check_target(target: UpgradeTarget, clusters: list[Cluster], policy: Upgrade
                 + (f", latest {rel.latest} for {k.line}" if rel else "") + ").",
                 "choose a version the catalog knows (`pitstop catalog`), or point --catalog at a "
                 "directory with a newer kubernetes.yaml.", objects=(f"kubernetes={k}",)))
-        elif rel.end_of_life <= now.date():
+        elif rel.end_of_life < now.date():
             active, _ = find_waiver(policy, "end-of-life", "kubernetes", k, now)
             if active is None:
                 findings.append(_finding(

@@ -16,7 +16,7 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One thing found. ``code`` is stable (documented in docs/findings.md) so that tools can
+    """One thing found. ``code`` is stable (listed in docs/operations.md) so that tools can
     match on it; ``objects`` names what it is about (``cluster/namespace/name`` or node names)."""
 
     code: str

@@ -1,0 +1,1 @@
+"""Hosts: running commands over SSH or locally, and actuators for container runtimes and etcd."""
