@@ -2,8 +2,8 @@
 answers, parallel evictions within disruption budgets, timeouts that pause and name the blockers."""
 
 from pitstop.drain.logic import (
-    DrainOptions,
     Drainer,
+    DrainOptions,
     DrainState,
     DrainStatus,
     FilterResult,

@@ -168,11 +168,7 @@ class Drainer:
         for key, pod in current.items():
             track = self._tracks.get(key)
             if track is None or track.uid != pod.uid:
-                if track is not None and track.requested:
-                    # the controller replaced it (new uid, same name: a StatefulSet pod);
-                    # the old one is gone — if the new one landed here again, it is new work
-                    if pod.node != self.node:
-                        continue
+                # a pod not seen before, or a replacement (new uid, same name) on this node
                 self._tracks[key] = _PodTrack(pod.uid)
         waiting = []
         for key, track in self._tracks.items():
