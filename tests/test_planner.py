@@ -271,3 +271,13 @@ def test_pre_roll_is_reported_as_an_extra_roll(cat: Catalog) -> None:
                      cat, now=NOW, preflight=False)
     extra = [x for x in plan.findings if x.code == "extra-node-roll"]
     assert [x.objects for x in extra] == [("old-1",)]
+
+
+def test_plan_json_round_trip(cat: Catalog) -> None:
+    from pitstop.planner.plan import plan_from_dict
+
+    cfg = load_files([EXAMPLES / "fleet.yaml", EXAMPLES / "policy.yaml", EXAMPLES / "target.yaml"])
+    assert cfg.fleet and cfg.policy and cfg.target
+    plan = make_plan(cfg.fleet, cfg.target, cfg.policy, cat, now=NOW)
+    again = plan_from_dict(plan.to_dict())
+    assert again.to_dict() == plan.to_dict()

@@ -524,3 +524,20 @@ def schedule_plan(plan: Plan, policy: UpgradePolicy, cluster_labels: dict[str, d
     if not run.incomplete:
         finish = max((u.end for u in run.units), default=lo)
     return Schedule(run.units, wave_results, finish, run.problems, run.overruns, run.approvals)
+
+
+def next_allowed_start(policy: UpgradePolicy, labels: dict[str, str], t: datetime,
+                       horizon: timedelta = timedelta(days=366)) -> datetime | None:
+    """The earliest time at or after ``t`` at which new work may start on a cluster with these
+    labels (``t`` itself inside a window), or None when no window opens within ``horizon``.
+    The executor asks this before every step; the same windows and blackouts as the schedule."""
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError("t must be timezone-aware")
+    lo = t.astimezone(UTC)
+    spec = policy.spec
+    windows = [w for w in spec.maintenance_windows if w.clusters.matches(labels)]
+    if spec.maintenance_windows and not windows:
+        return None
+    blackouts = [b for b in spec.blackouts if b.clusters.matches(labels)]
+    found = _Calendar(windows, blackouts, lo, lo + horizon).next_start(lo)
+    return found[0] if found else None

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -241,7 +242,7 @@ def validate(files: tuple[str, ...], catalog_dir: str | None) -> None:
 
 @main.command()
 @click.argument("kind", required=False,
-                type=click.Choice(["Fleet", "UpgradePolicy", "UpgradeTarget"]))
+                type=click.Choice(["Fleet", "UpgradePolicy", "UpgradeTarget", "FaultScenario"]))
 @_guard
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of the configuration objects (for editors and CI linting).
@@ -292,6 +293,307 @@ def catalog(section: str | None, fmt: str, catalog_dir: str | None) -> None:
     from pitstop.render import render_catalog
 
     render_catalog(load_catalog(catalog_dir), fmt, _console(), section)
+
+
+runs_option = click.option(
+    "--runs-dir", default=".pitstop/runs", show_default=True, type=click.Path(file_okay=False),
+    help="Where run directories (journal, audit log, twin state, report) are kept.")
+
+
+def _run_files(files: tuple[str, ...], target_text: str | None, catalog_dir: str | None,
+               now_text: str | None) -> tuple[Any, Any, Any, datetime]:
+    from pitstop.cli.runs import plan_for
+
+    now = _parse_time(now_text, "--now")
+    cfg, catalog = _load(files, target_text, catalog_dir)
+    plan_, policy = plan_for(cfg, catalog, now)
+    return cfg, plan_, policy, now
+
+
+def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str,
+                  report: bool = True) -> None:
+    from pitstop.cli.runs import report_data
+    from pitstop.report.html import write_report
+
+    style = {"completed": "green", "paused": "yellow", "rolled-back": "magenta"}.get(
+        result.status, "red")
+    console.print(f"[bold {style}]{result.status}[/]: {result.reason}")
+    console.print(f"steps done: {result.steps_done}/{result.steps_total}")
+    for rb in result.rollbacks:
+        console.print(f"[magenta]rollback:[/] {rb}")
+    if report:
+        data = report_data(run, twin, result, title=title)
+        path = write_report(run.path / "report.html", data)
+        s = data["summary"]
+        console.print(f"virtual makespan: {s['makespanSeconds'] / 3600:.2f} h; evictions "
+                      f"{s['evictions']}, PDB refusals (429) {s['refusals429']}")
+        worst = sorted(s["minAvailability"].items(), key=lambda kv: kv[1])[:5]
+        for w, r in worst:
+            console.print(f"  min availability {w}: {r:.0%}")
+        console.print(f"report: {path}")
+    console.print(f"run: {run.path}")
+
+
+_EXIT_FOR = {"completed": EXIT_OK}
+
+
+@main.command()
+@files_option
+@click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
+@click.option("--faults", "faults_file", type=click.Path(dir_okay=False), default=None,
+              help="A FaultScenario YAML to inject into the twin.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the twin's randomness.")
+@runs_option
+@catalog_option
+@click.option("--now", "now_text", default=None, help="As for plan; also the rehearsal start.")
+@_guard
+def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str | None,
+             seed: int, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
+    """Rehearse the plan on the twin, in virtual time: predicted makespan, minimum availability
+    per workload, PDB stalls, gate results and rollbacks, and an HTML report.
+
+    \b
+    Examples:
+      pitstop rehearse -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml
+      pitstop rehearse -f fleet.yaml --target kubernetes=1.36.5 --faults canary-breach.yaml
+    """
+    from pitstop.cli.runs import execute, start_run
+    from pitstop.config import load_files
+
+    cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
+    faults = None
+    if faults_file:
+        from pitstop.errors import ConfigError, ConfigProblem
+
+        faults = load_files([faults_file]).faults
+        if faults is None:
+            raise ConfigError([ConfigProblem(faults_file, None, "kind", "no FaultScenario in "
+                                             "the file.", "write `kind: FaultScenario`.")])
+    run, twin = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
+                          faults=faults, mode="rehearse")
+    result = execute(run, twin)
+    _print_result(run, twin, result, _console(), "pitstop rehearsal")
+    sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
+
+
+@main.command()
+@files_option
+@click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the twin's randomness.")
+@runs_option
+@catalog_option
+@click.option("--now", "now_text", default=None, help="As for plan.")
+@_guard
+def apply(files: tuple[str, ...], target_text: str | None, yes: bool, seed: int, runs_dir: str,
+          catalog_dir: str | None, now_text: str | None) -> None:
+    """Apply the plan (the twin backend for now; real backends come next), with progress.
+    Refuses a plan with blocking findings. Interrupt it any time: `pitstop resume RUN`
+    continues where it stopped.
+
+    \b
+    Example:
+      pitstop apply -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml -y
+    """
+    from pitstop.cli.runs import RunRefused, start_run
+
+    cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
+    if not plan_.reachable:
+        raise RunRefused("the plan is blocked: " + "; ".join(
+            f"{f.code} ({f.cluster}): {f.message}" for f in plan_.blocking)
+            + " — fix these (`pitstop plan` shows how) before applying")
+    if not yes and not click.confirm(f"apply {len(plan_.steps)} steps to "
+                                     f"{len(cfg.fleet.spec.clusters)} cluster(s)?"):
+        sys.exit(EXIT_BLOCKED)
+    run, twin = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
+                          faults=None, mode="apply")
+    result = _execute_with_progress(run, twin)
+    _print_result(run, twin, result, _console(), "pitstop apply")
+    sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
+
+
+def _execute_with_progress(run: Any, twin: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from pitstop.cli.runs import execute
+
+    waves = {w.name: len([s for s in run.plan.steps if s.wave == w.name])
+             for w in run.plan.waves}
+    step_wave = {s.id: s.wave for s in run.plan.steps}
+    done = {s.step_id for s in run.journal.steps() if s.status == "done"}
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} steps"),
+                  console=_console()) as progress:
+        tasks = {w: progress.add_task(f"wave {w}", total=n,
+                                      completed=sum(1 for d in done if step_wave.get(d) == w))
+                 for w, n in waves.items()}
+
+        def on_event(action: str, info: dict[str, Any]) -> None:
+            if action == "step-done" and info["subject"] in step_wave:
+                progress.advance(tasks[step_wave[info["subject"]]])
+
+        return execute(run, twin, on_event)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_guard
+def resume(run_dir: str) -> None:
+    """Continue a run after a pause, an approval, or a crash: completed actions are not
+    repeated, and none is skipped."""
+    from pitstop.cli.runs import load_run, open_backend
+
+    run = load_run(run_dir)
+    twin = open_backend(run)
+    result = _execute_with_progress(run, twin)
+    _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}")
+    sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_guard
+def status(run_dir: str, fmt: str) -> None:
+    """Show a run's state: status, reason, and every step's progress."""
+    import json
+
+    from pitstop.cli.runs import load_run
+
+    run = load_run(run_dir)
+    steps = run.journal.steps()
+    doc = {"runId": run.run_id, "status": run.journal.get("status"),
+           "reason": run.journal.get("reason"), "request": run.journal.get("request"),
+           "steps": [{"id": s.step_id, "status": s.status, "message": s.message}
+                     for s in steps]}
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console = _console()
+    console.print(f"run {run.run_id}: [bold]{doc['status']}[/] — {doc['reason']}")
+    counts: dict[str, int] = {}
+    for s in steps:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for s in steps:
+        if s.status not in ("done", "pending"):
+            console.print(f"  {s.status:12} {s.step_id}  {s.message}")
+
+
+def _request(run_dir: str, what: str, reason: str) -> None:
+    from pitstop.cli.runs import load_run
+
+    run = load_run(run_dir)
+    run.journal.set("request", what)
+    run.journal.set("request_reason", reason)
+    run.audit.append(run.run_id, os.environ.get("USER", "operator"), f"request-{what}", reason,
+                     run.run_id)
+    click.echo(f"{what} requested for run {run.run_id}; the executor acts on it at its next "
+               "safe point")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--reason", default="paused by an operator", show_default=True)
+@_guard
+def pause(run_dir: str, reason: str) -> None:
+    """Ask a running run to pause at its next safe point (resume with `pitstop resume`)."""
+    _request(run_dir, "pause", reason)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--reason", default="aborted by an operator", show_default=True)
+@_guard
+def abort(run_dir: str, reason: str) -> None:
+    """Ask a run to stop for good at its next safe point (nodes are not left cordoned)."""
+    _request(run_dir, "abort", reason)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--step", "step_id", required=True, help="The step that waits for approval.")
+@click.option("--as", "approver", required=True, help="Who approves (recorded in the audit).")
+@_guard
+def approve(run_dir: str, step_id: str, approver: str) -> None:
+    """Approve a step that waits for approval; then `pitstop resume RUN`."""
+    from pitstop.cli.runs import load_run
+
+    run = load_run(run_dir)
+    try:
+        run.journal.step(step_id)
+    except KeyError:
+        from pitstop.errors import ConfigError, ConfigProblem
+
+        raise ConfigError([ConfigProblem("--step", None, "", f"no step {step_id!r} in run "
+                                         f"{run.run_id}.", "copy the id from `pitstop status`.")
+                           ]) from None
+    run.journal.approve(step_id, approver)
+    run.audit.append(run.run_id, approver, "approve", f"approved step {step_id}", step_id)
+    click.echo(f"{approver} approved {step_id}; approvals: "
+               + ", ".join(run.journal.approvers(step_id)))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--wave", default=None, help="The wave to roll back (default: the current one).")
+@_guard
+def rollback(run_dir: str, wave: str | None) -> None:
+    """Roll the current wave of a paused run back to its last known-good versions."""
+    from pitstop.cli.runs import load_run, open_backend
+    from pitstop.executor.core import Executor
+
+    run = load_run(run_dir)
+    twin = open_backend(run)
+    if wave is None:
+        started = [s for s in run.journal.steps() if s.status != "pending"]
+        by_id = {s.id: s for s in run.plan.steps}
+        wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
+    ex = Executor(run, twin)
+    summary = ex.rollback_wave(wave, "rollback requested by an operator")
+    run.journal.set("status", "rolled-back")
+    run.journal.set("reason", f"wave {wave}: {summary}")
+    click.echo(f"wave {wave}: {summary}")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log of a run."""
+
+
+@audit.command("verify")
+@click.argument("path", type=click.Path())
+@_guard
+def audit_verify(path: str) -> None:
+    """Verify a run's audit log (a run directory or an audit.jsonl): any edit, deletion,
+    reordering or truncation fails, naming the line. Exit 0 intact, 1 tampered."""
+    from pitstop.audit import verify
+
+    p = Path(path)
+    log = p / "audit.jsonl" if p.is_dir() else p
+    result = verify(log)
+    if result.ok:
+        click.echo(f"ok: {log}: {result.records} records, chain intact")
+        return
+    click.echo(f"TAMPERED: {log}", err=True)
+    for problem in result.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(EXIT_BLOCKED)
+
+
+@main.command()
+@click.option("--runs-dir", default=".pitstop/demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the demo's runs and report go.")
+@_guard
+def demo(runs_dir: str) -> None:
+    """The example fleet's upgrade, start to end, on the twin: plan (a blocking PDB named),
+    a rehearsal with an injected canary failure that rolls back by itself, the fix, a clean
+    rehearsal, and an HTML report. No configuration needed."""
+    from pitstop.cli.demo import run_demo
+
+    console = _console()
+    _report, ok = run_demo(Path(runs_dir), console.print)
+    sys.exit(EXIT_OK if ok else EXIT_BLOCKED)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ from pitstop.errors import ConfigError, ConfigProblem
 from pitstop.model import (
     API_VERSION,
     KINDS,
+    FaultScenario,
     Fleet,
     FleetSpec,
     Metadata,
@@ -48,6 +49,7 @@ class LoadedConfig:
     fleet: Fleet | None = None
     policy: UpgradePolicy | None = None
     target: UpgradeTarget | None = None
+    faults: FaultScenario | None = None
     sources: dict[str, str] = field(default_factory=dict)  # kind/name → file
 
 
@@ -263,6 +265,9 @@ def load_files(paths: Sequence[str | Path]) -> LoadedConfig:
                     ))
                 out.policy = obj
                 out.sources[f"UpgradePolicy/{obj.metadata.name}"] = str(path)
+            elif isinstance(obj, FaultScenario):
+                out.faults = obj
+                out.sources[f"FaultScenario/{obj.metadata.name}"] = str(path)
             elif isinstance(obj, UpgradeTarget):
                 if out.target is not None:
                     problems.append(ConfigProblem(

@@ -172,13 +172,13 @@ class Drainer:
                 self._tracks[key] = _PodTrack(pod.uid)
         waiting = []
         for key, track in self._tracks.items():
-            pod = current.get(key)
-            if pod is None or pod.uid != track.uid:
+            seen = current.get(key)
+            if seen is None or seen.uid != track.uid:
                 continue  # gone, or replaced by a pod elsewhere
             waiting.append(key)
-            if track.requested or pod.deleting or now < track.next_try:
+            if track.requested or seen.deleting or now < track.next_try:
                 continue
-            self._evict(obs, pod, track, now)
+            self._evict(obs, seen, track, now)
             if self.status.state is not DrainState.RUNNING:
                 return self.status
         self.status.remaining = waiting

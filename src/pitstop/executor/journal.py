@@ -160,5 +160,5 @@ class Journal:
                         "(?, ?, ?, ?, ?)", (step_id, gate, phase, message, at))
 
     def gates(self) -> list[tuple[str, str, str, str, float]]:
-        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.db.execute(
             "SELECT step_id, gate, phase, message, at FROM gates ORDER BY seq")]

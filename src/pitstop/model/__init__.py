@@ -1,6 +1,17 @@
 """Configuration objects (Kubernetes-style, ``apiVersion: pitstop.dev/v1alpha1``)."""
 
 from pitstop.model.common import API_VERSION, LabelSelector, Metadata, Quantity
+from pitstop.model.faults import (
+    ApiserverLatency,
+    CanaryErrorRate,
+    Fault,
+    FaultScenario,
+    FaultScenarioSpec,
+    NodeNeverReady,
+    PdbNeverAllows,
+    ProcessCrash,
+    RuntimeUpgradeFails,
+)
 from pitstop.model.fleet import (
     AddOn,
     ApiObjectRef,
@@ -31,7 +42,8 @@ from pitstop.model.policy import (
 )
 from pitstop.model.target import UpgradeTarget, UpgradeTargetSpec, parse_target_text
 
-KINDS = {"Fleet": Fleet, "UpgradePolicy": UpgradePolicy, "UpgradeTarget": UpgradeTarget}
+KINDS = {"Fleet": Fleet, "UpgradePolicy": UpgradePolicy, "UpgradeTarget": UpgradeTarget,
+         "FaultScenario": FaultScenario}
 
 __all__ = [
     "API_VERSION",
@@ -39,24 +51,33 @@ __all__ = [
     "AddOn",
     "ApiObjectRef",
     "ApiServer",
+    "ApiserverLatency",
     "Approval",
     "Blackout",
+    "CanaryErrorRate",
     "Cluster",
     "ContainerRuntime",
     "ControlPlane",
     "ControlPlaneComponent",
     "Etcd",
     "EtcdMember",
+    "Fault",
+    "FaultScenario",
+    "FaultScenarioSpec",
     "Fleet",
     "FleetSpec",
     "LabelSelector",
     "MaintenanceWindow",
     "Metadata",
     "Node",
+    "NodeNeverReady",
     "NodePool",
+    "PdbNeverAllows",
     "PodDisruptionBudget",
     "PoolPolicy",
+    "ProcessCrash",
     "Quantity",
+    "RuntimeUpgradeFails",
     "StepEstimates",
     "UpgradePolicy",
     "UpgradePolicySpec",

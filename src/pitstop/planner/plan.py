@@ -13,7 +13,7 @@ from typing import Any
 
 from pitstop.preflight.findings import Finding, Severity
 
-__all__ = ["Approval", "Change", "Gate", "Phase", "Plan", "Step", "WavePlan"]
+__all__ = ["Approval", "Change", "Gate", "Phase", "Plan", "Step", "WavePlan", "plan_from_dict"]
 
 PLAN_FORMAT = "pitstop.dev/v1alpha1/Plan"
 
@@ -178,3 +178,34 @@ class Plan:
             ],
             "steps": [s.to_dict() for s in self.steps],
         }
+
+
+def plan_from_dict(doc: dict[str, Any]) -> Plan:
+    """Rebuild a plan from its JSON form (a run directory keeps ``plan.json``; resume reads
+    it back). Findings are not needed to execute and come back as an empty list unless
+    present."""
+    from pitstop.preflight.findings import Finding, Severity
+
+    steps = [
+        Step(
+            id=s["id"], wave=s["wave"], cluster=s["cluster"], phase=Phase(s["phase"]),
+            action=s["action"], component=s["component"], from_version=s["from"],
+            to_version=s["to"], targets=tuple(s["targets"]), reason=s["reason"],
+            changes=tuple(Change(c["component"], c["from"], c["to"]) for c in s["changes"]),
+            gates=tuple(Gate(g["name"], g["kind"], g["description"]) for g in s["gates"]),
+            pool=s["pool"] or "", strategy=s["strategy"] or "", batch_size=s["batchSize"],
+            surge=s["surge"], canary=s["canary"], soak=timedelta(seconds=s["soakSeconds"]),
+            depends_on=tuple(s["dependsOn"]), requires_approval=s["requiresApproval"],
+            estimate=timedelta(seconds=s["estimateSeconds"]),
+        )
+        for s in doc["steps"]
+    ]
+    waves = [WavePlan(w["name"], tuple(w["clusters"]), w["canary"],
+                      timedelta(seconds=w["soakSeconds"]), w["maxParallelClusters"], w["reason"])
+             for w in doc["waves"]]
+    approvals = [Approval(a["cluster"], a["environment"], a["required"], tuple(a["approvers"]))
+                 for a in doc["approvals"]]
+    findings = [Finding(f["code"], Severity(f["severity"]), f["message"], f["fix"], f["cluster"],
+                        tuple(f["objects"]), f["source"]) for f in doc.get("findings", [])]
+    return Plan(target=dict(doc["target"]), steps=steps, findings=findings, waves=waves,
+                approvals=approvals, fleet=doc.get("fleet", ""), policy=doc.get("policy", ""))

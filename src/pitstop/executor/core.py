@@ -1,0 +1,377 @@
+"""The executor: carries a plan out against a backend, durably.
+
+Order: waves in plan order (a wave starts after the previous one finished and soaked); the
+clusters of a wave in plan order; each cluster's steps in order. Before a step: pause/abort
+requests, approvals, the maintenance window. A step's work is journaled action by action; after
+it, its gates are measured (interval × count, failure limit) and decide: proceed, pause
+(Inconclusive) or roll the current wave back to its last known-good versions (Failed, or Error —
+reported apart). Node steps run many nodes at once: as many as the step's batch allows *and*
+the live disruption budgets and spare capacity allow (adaptive parallelism).
+
+Every decision and action goes to the audit log with actor and reason. A run ends completed,
+paused (with the reason and what to do), aborted, or rolled back — never half-done without an
+explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pitstop.backend import (
+    Backend,
+    BackendError,
+    ClusterObservation,
+    EtcdSnapshot,
+    Operation,
+    OperationState,
+    UpgradeComponent,
+)
+from pitstop.calendar import next_allowed_start
+from pitstop.drain import DrainOptions, pdbs_selecting
+from pitstop.executor.gating import GateOutcome, evaluate_gates
+from pitstop.executor.nodes import JobState, NodeJob
+from pitstop.executor.run import RunDir
+from pitstop.gates import Decision
+from pitstop.planner.plan import Change, Phase, Step
+
+__all__ = ["Executor", "RunResult"]
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | paused | aborted | rolled-back | failed
+    reason: str
+    steps_done: int
+    steps_total: int
+    rollbacks: list[str] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Executor:
+    run: RunDir
+    backend: Backend
+    actor: str = "pitstop"
+    poll_s: float = 5.0
+    on_event: Callable[[str, dict[str, Any]], None] | None = None  # progress display hook
+    rollbacks: list[str] = field(default_factory=list)
+
+    # -- small helpers ---------------------------------------------------------------------
+    @property
+    def journal(self) -> Any:
+        return self.run.journal
+
+    def _now(self) -> float:
+        return self.backend.clock.now()
+
+    def audit(self, action: str, reason: str, subject: str, before: Any = None,
+              after: Any = None, **extra: Any) -> None:
+        self.run.audit.append(self.run.run_id, self.actor, action, reason, subject, before,
+                              after, at=self._now(), **extra)
+        if self.on_event is not None:
+            self.on_event(action, {"subject": subject, "reason": reason, **extra})
+
+    def _check_requests(self) -> None:
+        req = self.journal.get("request")
+        if req == "abort":
+            raise _Stop("aborted", self.journal.get("request_reason") or "abort requested")
+        if req == "pause":
+            raise _Stop("paused", self.journal.get("request_reason") or "pause requested")
+
+    # -- the run ---------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        status = self.journal.get("status")
+        total = len(self.run.plan.steps)
+        if status in ("completed", "aborted", "rolled-back"):
+            return RunResult(status, self.journal.get("reason"), self._done_count(), total)
+        if self.journal.get("request") == "pause":
+            self.journal.set("request", "")  # resuming clears a pause
+        self.journal.set("status", "running")
+        self.audit("run-start" if status == "created" else "run-resume",
+                   "executing the plan" if status == "created" else
+                   f"resuming a run that was {status or 'interrupted'}",
+                   self.run.run_id, before=status)
+        try:
+            for wave in self.run.plan.waves:
+                self._run_wave(wave.name, wave.clusters, wave.soak.total_seconds())
+        except _Stop as stop:
+            self.journal.set("status", stop.status)
+            self.journal.set("reason", stop.reason)
+            self.audit(f"run-{stop.status}", stop.reason, self.run.run_id)
+            return RunResult(stop.status, stop.reason, self._done_count(), total,
+                             list(self.rollbacks))
+        self.journal.set("status", "completed")
+        self.journal.set("reason", "every step done and every gate passed")
+        self.audit("run-completed", "every step done and every gate passed", self.run.run_id)
+        return RunResult("completed", "every step done and every gate passed",
+                         self._done_count(), total, list(self.rollbacks))
+
+    def _done_count(self) -> int:
+        return sum(1 for s in self.journal.steps() if s.status == "done")
+
+    def _run_wave(self, wave: str, clusters: tuple[str, ...], soak_s: float) -> None:
+        steps = [s for s in self.run.plan.steps if s.wave == wave]
+        if all(self.journal.step(s.id).status == "done" for s in steps):
+            return
+        for cluster in clusters:
+            for step in (s for s in steps if s.cluster == cluster):
+                if self.journal.step(step.id).status == "done":
+                    continue
+                self._check_requests()
+                self._await_approval(step)
+                self._await_window(step)
+                self._run_step(step, wave)
+        if soak_s > 0:
+            key = f"wave-soaked/{wave}"
+            if self.journal.get(key) != "yes":
+                self.audit("wave-soak", f"wave {wave} done: soaking {soak_s:.0f}s before the "
+                           "next wave", wave)
+                self._sleep_checked(soak_s)
+                self.journal.set(key, "yes")
+
+    def _sleep_checked(self, seconds: float) -> None:
+        end = self._now() + seconds
+        while self._now() < end:
+            self._check_requests()
+            self.backend.clock.sleep(min(self.poll_s * 12, end - self._now()))
+
+    def _await_approval(self, step: Step) -> None:
+        if not step.requires_approval:
+            return
+        need = next((a for a in self.run.plan.approvals if a.cluster == step.cluster), None)
+        required = need.required if need else 1
+        allowed = set(need.approvers) if need and need.approvers else None
+        got = [a for a in self.journal.approvers(step.id) if allowed is None or a in allowed]
+        if len(got) < required:
+            raise _Stop("paused", f"step {step.id} waits for {required} approval(s) "
+                        f"(has {len(got)}): run `pitstop approve {self.run.path} --step "
+                        f"{step.id} --as NAME`, then `pitstop resume {self.run.path}`")
+
+    def _await_window(self, step: Step) -> None:
+        labels = self.run.labels.get(step.cluster, {"name": step.cluster})
+        now = datetime.fromtimestamp(self._now(), UTC)
+        start = next_allowed_start(self.run.policy, labels, now)
+        if start is None:
+            raise _Stop("paused", f"no maintenance window opens for cluster {step.cluster} "
+                        "within a year: check the policy's windows and blackouts")
+        wait = (start - now).total_seconds()
+        if wait > 0:
+            self.audit("window-wait", f"outside the maintenance window: step {step.id} waits "
+                       f"until {start.isoformat()}", step.id)
+            self._sleep_checked(wait)
+
+    # -- one step --------------------------------------------------------------------------
+    def _run_step(self, step: Step, wave: str) -> None:
+        rec = self.journal.step(step.id)
+        self.journal.set_step(step.id, "running", self._now())
+        self.audit("step-start" if rec.status == "pending" else "step-resume", step.reason,
+                   step.id, before=step.from_version, after=step.to_version,
+                   cluster=step.cluster)
+        try:
+            targets = self._do_step(step)
+        except BackendError as exc:
+            self.journal.set_step(step.id, "failed", self._now(), str(exc))
+            raise _Stop("paused", f"step {step.id}: the backend could not act: {exc}. Fix the "
+                        f"connection or permissions, then `pitstop resume {self.run.path}`") \
+                from None
+        if isinstance(targets, str):  # a failure message from the step itself
+            self._gate_failed(step, wave, f"step {step.id} failed: {targets}")
+            return
+        outcome = self._gates(step, targets)
+        if outcome.decision is Decision.PROCEED:
+            if step.soak.total_seconds() > 0:
+                self._sleep_checked(step.soak.total_seconds())
+            self.journal.set_step(step.id, "done", self._now(), outcome.summary)
+            self.audit("step-done", outcome.summary, step.id, cluster=step.cluster)
+            return
+        if outcome.decision is Decision.PAUSE:
+            self.journal.set_step(step.id, "paused", self._now(), outcome.summary)
+            raise _Stop("paused", f"step {step.id}: gate inconclusive — {outcome.summary}. "
+                        f"Look, then `pitstop resume {self.run.path}` (gates run again) or "
+                        f"`pitstop rollback {self.run.path}`")
+        self._gate_failed(step, wave, f"step {step.id}: {outcome.summary}")
+
+    def _gate_failed(self, step: Step, wave: str, why: str) -> None:
+        self.journal.set_step(step.id, "failed", self._now(), why)
+        self.audit("gate-failed", why, step.id, cluster=step.cluster)
+        rolled = self.rollback_wave(wave, why)
+        raise _Stop("rolled-back", f"{why}; wave {wave} rolled back: {rolled}")
+
+    def _do_step(self, step: Step) -> list[str] | str:
+        """Carry out the step's work; the targets to gate on, or a failure message."""
+        if step.action == "etcd-snapshot":
+            op = self._run_op(step, f"{self.run.run_id}/{step.id}/snapshot",
+                              EtcdSnapshot(name=step.id))
+            return list(step.targets) if op.state is OperationState.SUCCEEDED else op.message
+        if step.action in ("upgrade-apiserver", "upgrade-controller-manager",
+                           "upgrade-scheduler", "upgrade-cloud-controller-manager",
+                           "upgrade-etcd-member", "upgrade-addon",
+                           "provider-upgrade-control-plane"):
+            for target in step.targets:
+                op = self._run_op(step, f"{self.run.run_id}/{step.id}/{target}",
+                                  UpgradeComponent(target, step.component, step.to_version))
+                if op.state is OperationState.FAILED:
+                    return f"{step.component} on {target}: {op.message}"
+            return list(step.targets)
+        if step.action == "upgrade-nodes":
+            return self._node_step(step, step.changes, list(step.targets))
+        return f"unknown action {step.action}"
+
+    def _run_op(self, step: Step, key: str, action: Any) -> Operation:
+        seq = self.journal.intent(step.id, "operation", key, {"action": repr(action)},
+                                  self._now())
+        op = self.backend.start(step.cluster, key, action)
+        self.journal.outcome(seq, "started", {"state": str(op.state)}, self._now())
+        while op.state is OperationState.RUNNING:
+            self.backend.clock.sleep(self.poll_s)
+            op = self.backend.poll(step.cluster, key)
+        seq = self.journal.intent(step.id, "operation-done", key, {}, self._now())
+        self.journal.outcome(seq, str(op.state), {"message": op.message}, self._now())
+        self.audit("operation", f"{action!r}: {op.state}", key, cluster=step.cluster)
+        return op
+
+    # -- node steps: adaptive parallelism --------------------------------------------------
+    def _drain_options(self, step: Step) -> DrainOptions:
+        pp = self.run.policy.spec.pool_policy(step.pool)
+        return DrainOptions(delete_empty_dir_data=pp.delete_empty_dir_data,
+                            timeout_s=pp.drain_timeout.total_seconds(),
+                            force=pp.force_after_drain_timeout)
+
+    def _node_step(self, step: Step, changes: tuple[Change, ...], nodes: list[str],
+                   *, step_id: str | None = None) -> list[str] | str:
+        sid = step_id or step.id
+        drain = step.strategy != "no-drain"
+        opts = self._drain_options(step)
+        jobs: dict[str, NodeJob] = {}
+        for n in nodes:
+            job = NodeJob(self.backend, self.journal, self.run.run_id, sid, step.cluster, n,
+                          changes, opts, drain=drain)
+            job.recover()
+            jobs[n] = job
+        pending = [n for n in nodes if jobs[n].state is not JobState.DONE]
+        active: list[str] = []
+        limit = max(1, step.batch_size)
+        while pending or active:
+            obs = self.backend.observe(step.cluster)
+            # admit new nodes while the batch, budgets and capacity allow
+            while pending and len(active) < limit and self._may_start(obs, pending[0], active):
+                n = pending.pop(0)
+                active.append(n)
+                self.audit("node-start", f"{n}: " + ", ".join(
+                    f"{c.component} → {c.to_version}" for c in changes)
+                    + f" ({len(active)} of at most {limit} at once)", n, cluster=step.cluster)
+            if not active and pending:
+                active.append(pending.pop(0))  # always make progress: the drain waits on PDBs
+            for n in list(active):
+                st = jobs[n].advance(obs)
+                if st is JobState.DONE:
+                    active.remove(n)
+                    self.audit("node-done", f"{n} upgraded and uncordoned", n,
+                               cluster=step.cluster)
+                elif st is JobState.BLOCKED:
+                    self.journal.set_step(sid, "paused", self._now(), jobs[n].message)
+                    raise _Stop("paused", f"{jobs[n].message}. The node stays cordoned "
+                                f"(annotation pitstop.dev/cordoned says why). Fix the PDB(s) "
+                                f"{', '.join(jobs[n].blocking_pdbs) or ''} or the pods, then "
+                                f"`pitstop resume {self.run.path}`; pitstop does not "
+                                "force-delete unless the policy allows it")
+                elif st is JobState.FAILED:
+                    return jobs[n].message
+            if active or pending:
+                self._check_requests_between_nodes(active)
+                self.backend.clock.sleep(self.poll_s)
+        return list(nodes)
+
+    def _check_requests_between_nodes(self, active: list[str]) -> None:
+        if not active:
+            self._check_requests()
+
+    def _may_start(self, obs: ClusterObservation, node: str, active: list[str]) -> bool:
+        """Adaptive parallelism: another node may start draining only if every PDB covering
+        its pods can absorb them on top of the nodes already draining, and the schedulable
+        nodes have room for its pods."""
+        if not active:
+            return True
+        moving = [p for p in obs.pods if p.node in (*active, node)
+                  and p.owner_kind not in ("DaemonSet",) and not p.mirror]
+        for pdb in obs.pdbs:
+            covered = [p for p in moving if pdb in pdbs_selecting(p, (pdb,))]
+            if not covered:
+                continue
+            on_candidate = sum(1 for p in covered if p.node == node)
+            if on_candidate and pdb.disruptions_allowed < on_candidate:
+                return False
+        busy = {*active, node}
+        free_cpu = sum(max(0, n.allocatable_millicpu - sum(
+            p.millicpu for p in obs.pods if p.node == n.name)) for n in obs.nodes
+            if n.ready and not n.unschedulable and n.name not in busy)
+        need_cpu = sum(p.millicpu for p in moving)
+        known = any(n.allocatable_millicpu for n in obs.nodes)
+        return not known or need_cpu <= free_cpu
+
+    # -- gates -----------------------------------------------------------------------------
+    def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
+        outcome = evaluate_gates(self.backend, step, targets, self.poll_s)
+        for r in outcome.results:
+            self.journal.gate(step.id, r.name, str(r.phase), r.message, self._now())
+        self.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),
+                   cluster=step.cluster)
+        return outcome
+
+    # -- rollback --------------------------------------------------------------------------
+    def rollback_wave(self, wave: str, why: str) -> str:
+        """Return the wave's nodes and add-ons to their last known-good versions, newest
+        change first. Control-plane steps across minors stay (Kubernetes has no minor
+        downgrade; the way back is the etcd snapshot, by hand), and the result says so."""
+        done: list[str] = []
+        kept: list[str] = []
+        steps = [s for s in self.run.plan.steps if s.wave == wave]
+        touched = [s for s in steps if self.journal.step(s.id).status in ("done", "failed",
+                                                                          "running")]
+        for step in reversed(touched):
+            if step.phase is Phase.NODES and step.changes:
+                back = tuple(Change(c.component, c.to_version, c.from_version)
+                             for c in reversed(step.changes))
+                obs = self.backend.observe(step.cluster)
+                nodes = [n for n in step.targets if (o := obs.node(n)) is not None and any(
+                    getattr(o, {"kubelet": "kubelet", "kube-proxy": "kube_proxy"}.get(
+                        c.component, "runtime_version")) != c.to_version for c in back)]
+                if not nodes:
+                    continue
+                rb_id = f"{step.id}/rollback"
+                self.audit("rollback-step", f"{why}: returning {len(nodes)} node(s) to "
+                           + ", ".join(f"{c.component} {c.to_version}" for c in back), rb_id,
+                           cluster=step.cluster)
+                result = self._node_step(step, back, nodes, step_id=rb_id)
+                if isinstance(result, str):
+                    self.rollbacks.append(f"{step.id}: rollback incomplete: {result}")
+                    raise _Stop("paused", f"{why}; rollback of {step.id} could not finish: "
+                                f"{result}. Nodes left as observed; see `pitstop status "
+                                f"{self.run.path}`")
+                self.journal.set_step(step.id, "rolled-back", self._now(), why)
+                done.append(f"{step.id} ({len(nodes)} node(s))")
+            elif step.phase is Phase.ADDONS:
+                op = self._run_op(step, f"{self.run.run_id}/{step.id}/rollback", UpgradeComponent(
+                    step.targets[0], step.component, step.from_version))
+                if op.state is OperationState.SUCCEEDED:
+                    self.journal.set_step(step.id, "rolled-back", self._now(), why)
+                    done.append(step.id)
+            elif self.journal.step(step.id).status == "done":
+                kept.append(step.id)
+        summary = ("rolled back " + (", ".join(done) if done else "nothing (no node or add-on "
+                                     "had changed)"))
+        if kept:
+            summary += (f"; kept {len(kept)} control-plane/etcd step(s) (no minor downgrade in "
+                        "Kubernetes; the way back is restoring the etcd snapshot)")
+        self.rollbacks.append(f"wave {wave}: {summary}")
+        self.audit("rollback-wave", f"{why}: {summary}", wave)
+        return summary

@@ -1,0 +1,135 @@
+"""Measuring a step's gates through the backend and deciding with analysis semantics.
+
+Each gate of a step (``Gate.kind``) maps to a built-in check of :mod:`pitstop.gates`, measured
+``count`` times ``interval`` seconds apart; the measurements feed a metric run (failure limit,
+inconclusive limit, consecutive-error limit) whose status joins the step's verdict — the worst
+of its gates. Successful → proceed; Inconclusive → pause; Failed or Error → roll back (an Error
+means the check itself broke, and is reported as such, apart from Failed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pitstop.backend import Backend
+from pitstop.gates import (
+    CheckResult,
+    Decision,
+    MetricRun,
+    MetricSpec,
+    Phase,
+    apiserver_health,
+    canary_vs_baseline,
+    decide,
+    etcd_health,
+    nodes_ready,
+    pods_pending,
+    run_verdict,
+    track_pending,
+    workloads_available,
+)
+from pitstop.planner.plan import Step
+
+__all__ = ["GATE_SPECS", "GateOutcome", "evaluate_gates"]
+
+# (interval seconds, count, failure limit) per gate kind: short for health, longer for canary
+GATE_SPECS: dict[str, tuple[float, int, int]] = {
+    "apiserver-health": (10.0, 3, 0),
+    "control-plane-health": (10.0, 2, 0),
+    "etcd-health": (10.0, 3, 0),
+    "node-health": (10.0, 2, 0),
+    "workload-availability": (15.0, 2, 0),
+    "canary": (60.0, 3, 0),
+    "addon-health": (10.0, 2, 0),
+}
+MAX_APISERVER_LATENCY_MS = 1000.0
+MAX_PENDING_S = 300.0
+CANARY_MAX_RATIO = 2.0
+
+
+@dataclass
+class GateOutcome:
+    decision: Decision
+    results: list[CheckResult]
+    summary: str
+
+
+def _final_versions(step: Step) -> dict[str, str]:
+    return {c.component: c.to_version for c in step.changes}
+
+
+def _measure(kind: str, backend: Backend, step: Step, targets: list[str],
+             memo: dict[str, Any]) -> CheckResult:
+    cluster = step.cluster
+    if kind in ("apiserver-health", "control-plane-health"):
+        return apiserver_health(backend.health(cluster), MAX_APISERVER_LATENCY_MS)
+    if kind == "etcd-health":
+        signals = backend.health(cluster)
+        result = etcd_health(signals, memo.get("raft"))
+        memo["raft"] = max((m.raft_index for m in signals.etcd), default=None)
+        return result
+    if kind == "node-health":
+        return nodes_ready(backend.observe(cluster), targets, _final_versions(step))
+    if kind == "workload-availability":
+        obs = backend.observe(cluster)
+        memo["pending"] = track_pending(obs, memo.get("pending", {}))
+        first = workloads_available(obs)
+        if first.phase is not Phase.SUCCESSFUL:
+            return first
+        return pods_pending(obs, MAX_PENDING_S, since=memo["pending"])
+    if kind == "canary":
+        return canary_vs_baseline(backend.health(cluster), "error_rate", CANARY_MAX_RATIO)
+    if kind == "addon-health":
+        obs = backend.observe(cluster)
+        have = obs.addons.get(step.targets[0])
+        ok = have == step.to_version
+        return CheckResult("addon-health", Phase.SUCCESSFUL if ok else Phase.FAILED,
+                           None, f"{step.targets[0]} reports {have}, want {step.to_version}")
+    if kind == "etcd-snapshot":
+        return CheckResult("etcd-snapshot", Phase.SUCCESSFUL, None,
+                           "snapshot taken and verified by the backend")
+    return CheckResult(kind, Phase.ERROR, None, f"no built-in check for gate kind {kind!r}")
+
+
+def evaluate_gates(backend: Backend, step: Step, targets: list[str],
+                   poll_s: float) -> GateOutcome:
+    """Measure every gate of ``step`` (interval × count) and decide."""
+    runs: list[tuple[str, MetricRun]] = []
+    results: list[CheckResult] = []
+    for gate in step.gates:
+        interval, count, failure_limit = GATE_SPECS.get(gate.kind, (poll_s, 1, 0))
+        spec = MetricSpec(name=gate.name, interval_s=interval, count=count, success=None,
+                          failure=None, failure_limit=failure_limit)
+        runs.append((gate.name, MetricRun(spec)))
+    memo: dict[str, dict[str, Any]] = {}
+    # Measure until every metric run has its count (Error measurements do not count, as in
+    # Argo Rollouts), at most twice the count of rounds; still running then → pause.
+    cap = 2 * max((r.spec.count for _, r in runs), default=0)
+    rounds = 0
+    while rounds < cap:
+        live = [(i, name, run) for i, (name, run) in enumerate(runs)
+                if decide(run.status()) is Decision.WAIT]
+        if not live:
+            break
+        if rounds:
+            backend.clock.sleep(min(run.spec.interval_s for _, _, run in live))
+        rounds += 1
+        for i, name, run in live:
+            gate = step.gates[i]
+            try:
+                res = _measure(gate.kind, backend, step, targets, memo.setdefault(name, {}))
+            except Exception as exc:  # the check broke: Error, never Failed
+                res = CheckResult(name, Phase.ERROR, None, f"check could not run: {exc}")
+            res = CheckResult(name, res.phase, res.value, res.message)
+            run.add_result(res.phase, res.value, backend.clock.now(), res.message)
+            results.append(res)
+    statuses = [r.status() for _, r in runs]
+    verdict = run_verdict(statuses) if statuses else Phase.SUCCESSFUL
+    decision = decide(verdict)
+    if decision is Decision.WAIT:
+        decision = Decision.PAUSE
+    worst = [r for r in results if r.phase is not Phase.SUCCESSFUL]
+    summary = (f"gates {', '.join(g.name for g in step.gates)}: {verdict}"
+               + (f" — {worst[-1].name}: {worst[-1].message}" if worst else ""))
+    return GateOutcome(decision, results, summary)

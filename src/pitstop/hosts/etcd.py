@@ -1,0 +1,1145 @@
+"""etcd on hosts: members and their processes, health, verified snapshots, the rolling upgrade,
+and the way back (restoring a snapshot into a new cluster of the old version).
+
+The pieces
+==========
+
+* :class:`EtcdCluster` describes a cluster: its members (name, client URL, peer URL, data
+  directory), where the binaries of each etcd version live, its cluster token and quota.
+* :class:`MemberControl` is how a member's etcd process is started and stopped. It is a strategy:
+  :class:`LocalProcessControl` runs members as local processes (pid files and logs in a run
+  directory); a systemd unit or an SSH host fits the same four calls later.
+* :class:`EtcdActuator` does the work through ``etcdctl`` (``ETCDCTL_API=3``, JSON output) and,
+  for etcd 3.5 and later, ``etcdutl``. Every call is separate and idempotent, so a backend can
+  drive it through ``start``/``poll``: :meth:`~EtcdActuator.snapshot` reuses a snapshot that is
+  already there and verifies, :meth:`~EtcdActuator.begin_member_upgrade` does nothing to a member
+  already running the target version, :meth:`~EtcdActuator.member_upgrade_state` only reads.
+  :meth:`~EtcdActuator.upgrade` strings them together with the gates in between.
+
+Time stamps in reports are :func:`time.monotonic` seconds, so callers can line them up with
+their own measurements.
+
+Rolling upgrade (:meth:`EtcdActuator.upgrade`)
+==============================================
+
+1. Check that the target binaries are there and report the version they claim.
+2. Gate: every member healthy, one leader that every member agrees on, no alarms, db size under
+   80 % of the quota, raft index advancing (a probe write is applied by every member).
+3. Snapshot: ``etcdctl snapshot save`` from the leader, then verify it (below). A snapshot that
+   does not verify stops the upgrade before any member is touched.
+4. One member at a time, followers first and the leader last: stop it, start it with the new
+   binary on the same data directory and the same flags, wait until it is healthy at the new
+   version, sees a leader, has no alarm and has applied a probe write made after it came back
+   (caught up); then the gate again before the next member. A member already at the target
+   version is skipped, so a re-run after an interruption continues where it stopped.
+5. A member that does not come back (its process exits, or it is not healthy and caught up in
+   time) stops the upgrade with :class:`MemberRejoinError`, which names the member and carries
+   the end of its log. The cluster keeps quorum with the other members.
+
+Snapshot verification (:meth:`EtcdActuator.verify_snapshot`)
+============================================================
+
+* the sha256 that ``snapshot save`` appends to the file matches its content (this is the check
+  ``snapshot restore`` makes; ``snapshot status`` alone does not notice a damaged page);
+* ``snapshot status`` (``etcdutl`` for 3.5 and later binaries, ``etcdctl`` for 3.4) reads it:
+  hash, revision, total keys;
+* the values recorded when it was saved (sha256, hash, revision) still match;
+* a trial restore into a scratch directory succeeds (then the scratch directory is removed).
+
+Any failure raises :class:`SnapshotVerificationError`; nothing is changed.
+
+The way back: restore (:meth:`EtcdActuator.restore`)
+====================================================
+
+etcd does not support downgrading a cluster from 3.5 to 3.4 (neither in place nor by restarting
+members with the old binary: a 3.5 member writes data a 3.4 member does not read back safely).
+The documented, automated way back is to restore the verified snapshot taken before the upgrade
+into a **new** cluster running the **old** version:
+
+1. Verify the snapshot again (as above).
+2. For every member, ``snapshot restore`` (``etcdctl`` for 3.4, ``etcdutl`` for 3.5+, from the
+   old version's binaries) into a new, empty data directory, with the same member name and peer
+   URL and a new cluster token (so no member of the old cluster can join the new one by mistake).
+   The old data directories are left untouched, for inspection.
+3. Stop every member of the old cluster (they use the same ports).
+4. Start every member with the old version's binary on its new data directory.
+5. Wait until the new cluster passes the gate at the old version, then check its content against
+   the snapshot: the number of keys at the snapshot's revision and ``endpoint hashkv`` at that
+   revision equal what the live cluster answered when the snapshot was taken.
+
+Writes accepted after the snapshot was taken are not in the restored cluster: take the snapshot
+as late as possible (the upgrade takes it right before the first member) and, for Kubernetes,
+restart the API servers after a restore so that their caches and watches start over.
+Re-running :meth:`~EtcdActuator.restore` after an interruption reuses data directories it
+already restored (each carries a marker naming the snapshot and the token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pitstop.backend.api import EtcdMemberObservation, OperationState
+from pitstop.errors import PitstopError
+from pitstop.versions import parse_version
+
+__all__ = [
+    "EtcdActuator",
+    "EtcdBinaries",
+    "EtcdCluster",
+    "EtcdError",
+    "EtcdGateError",
+    "EtcdMember",
+    "GateResult",
+    "LocalProcessControl",
+    "MemberControl",
+    "MemberProcess",
+    "MemberRejoinError",
+    "MemberStep",
+    "MemberUpgrade",
+    "RestoreError",
+    "RestoreReport",
+    "SnapshotVerificationError",
+    "UpgradeReport",
+    "VerifiedSnapshot",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class EtcdError(PitstopError):
+    """Something about an etcd cluster stopped the work; the message says what and where."""
+
+
+class SnapshotVerificationError(EtcdError):
+    """A snapshot file that cannot be trusted: nothing was done with it."""
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        super().__init__(f"etcd snapshot {path} failed verification, refusing to use it: "
+                         + "; ".join(self.problems))
+
+
+class EtcdGateError(EtcdError):
+    """The cluster is not healthy enough to go on."""
+
+    def __init__(self, when: str, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"etcd gate failed {when}: " + "; ".join(self.problems))
+
+
+class MemberRejoinError(EtcdError):
+    """A member did not come back healthy and caught up after its restart."""
+
+    def __init__(self, member: str, version: str, reason: str, log_tail: str = "") -> None:
+        self.member = member
+        self.version = version
+        self.reason = reason
+        self.log_tail = log_tail
+        text = (f"etcd member {member} did not rejoin after restarting with etcd {version}: "
+                f"{reason}. The upgrade stopped here; the other members keep quorum. "
+                "To go back, restore the pre-upgrade snapshot into a cluster of the old version "
+                "(EtcdActuator.restore).")
+        if log_tail:
+            text += f"\nlast lines of its log:\n{log_tail}"
+        super().__init__(text)
+
+
+class RestoreError(EtcdError):
+    """The restored cluster did not come up, or does not hold what the snapshot holds."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Description
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdMember:
+    name: str
+    client_url: str
+    peer_url: str
+    data_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdBinaries:
+    """The etcd, etcdctl and (3.5 and later) etcdutl of one version, in one directory."""
+
+    version: str
+    directory: Path
+
+    @property
+    def etcd(self) -> Path:
+        return self.directory / "etcd"
+
+    @property
+    def etcdctl(self) -> Path:
+        return self.directory / "etcdctl"
+
+    @property
+    def etcdutl(self) -> Path | None:
+        p = self.directory / "etcdutl"
+        return p if p.exists() else None
+
+    def check(self) -> None:
+        """Raise :class:`EtcdError` unless ``etcd --version`` reports :attr:`version`."""
+        for p in (self.etcd, self.etcdctl):
+            if not p.is_file() or not os.access(p, os.X_OK):
+                raise EtcdError(f"etcd {self.version}: {p} is missing or not executable")
+        try:
+            out = subprocess.run([str(self.etcd), "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise EtcdError(f"etcd {self.version}: cannot run {self.etcd}: {e}") from e
+        m = re.search(r"etcd Version:\s*(\S+)", out)
+        if not m or m.group(1) != self.version:
+            got = m.group(1) if m else out.strip()[:200]
+            raise EtcdError(f"{self.etcd} reports version {got!r}, not {self.version}")
+
+
+@dataclass(frozen=True)
+class EtcdCluster:
+    """A cluster: members, the binaries of each version (version → directory), its token."""
+
+    name: str
+    members: tuple[EtcdMember, ...]
+    binaries: Mapping[str, Path]
+    token: str
+    quota_backend_bytes: int = 2 * 1024**3
+    extra_flags: tuple[str, ...] = ()
+    ctl_version: str | None = None  # whose etcdctl answers queries; default: the newest
+
+    def member(self, name: str) -> EtcdMember:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise EtcdError(f"etcd cluster {self.name} has no member {name!r} "
+                        f"(members: {', '.join(m.name for m in self.members)})")
+
+    def binaries_for(self, version: str) -> EtcdBinaries:
+        if version not in self.binaries:
+            raise EtcdError(f"no etcd {version} binaries for cluster {self.name} "
+                            f"(known: {', '.join(sorted(self.binaries))})")
+        return EtcdBinaries(version, Path(self.binaries[version]))
+
+    @property
+    def ctl(self) -> EtcdBinaries:
+        v = self.ctl_version or max(self.binaries, key=parse_version)
+        return self.binaries_for(v)
+
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    def flags(self, member: EtcdMember) -> list[str]:
+        """etcd's flags for ``member``. The ``initial-*`` flags only matter while the data
+        directory is empty; on an existing one etcd ignores them."""
+        return ["--name", member.name, "--data-dir", str(member.data_dir),
+                "--listen-client-urls", member.client_url,
+                "--advertise-client-urls", member.client_url,
+                "--listen-peer-urls", member.peer_url,
+                "--initial-advertise-peer-urls", member.peer_url,
+                "--initial-cluster", self.initial_cluster,
+                "--initial-cluster-token", self.token,
+                "--initial-cluster-state", "new",
+                "--quota-backend-bytes", str(self.quota_backend_bytes),
+                *self.extra_flags]
+
+
+# ---------------------------------------------------------------------------------------------
+# Member control (strategy)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberProcess:
+    """What the control knows about a member's etcd process."""
+
+    member: str
+    running: bool
+    pid: int | None
+    version: str  # the version it was last started with
+    binary: str
+    data_dir: str
+    exit_code: int | None = None
+
+
+@runtime_checkable
+class MemberControl(Protocol):
+    """Starts and stops one member's etcd. ``start`` of a member already running the same binary
+    and ``stop`` of a stopped member do nothing."""
+
+    def start(self, member: EtcdMember, binaries: EtcdBinaries,
+              flags: Sequence[str]) -> MemberProcess: ...
+
+    def stop(self, member: EtcdMember, timeout: float = 20.0) -> None: ...
+
+    def stop_many(self, members: Iterable[EtcdMember], timeout: float = 20.0) -> None:
+        """Stop several members at once (a cluster that loses quorum while its members are
+        stopped one by one makes each later stop slow)."""
+        ...
+
+    def process(self, member: EtcdMember) -> MemberProcess | None: ...
+
+    def logs(self, member: EtcdMember, lines: int = 20) -> str: ...
+
+
+class LocalProcessControl:
+    """Members as processes of this host: ``<run_dir>/<member>.pid``, ``.json`` (version,
+    binary, flags) and ``.log``. Only processes whose pid file this control wrote, and whose
+    command line is still the etcd binary it started, are ever signalled."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # files
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _meta_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.json"
+
+    def log_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"
+
+    def _meta(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._meta_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _write_meta(self, name: str, meta: dict[str, Any]) -> None:
+        tmp = self._meta_file(name).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, self._meta_file(name))
+
+    def _alive(self, name: str, pid: int, binary: str) -> bool:
+        child = self._children.get(name)
+        if child is not None and child.pid == pid:
+            return child.poll() is None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
+        return state not in ("Z", "X") and cmdline[0].decode(errors="replace") == binary
+
+    def process(self, member: EtcdMember) -> MemberProcess | None:
+        meta = self._meta(member.name)
+        if meta is None:
+            return None
+        pid = meta.get("pid")
+        binary = str(meta.get("binary", ""))
+        running = isinstance(pid, int) and self._pid_file(member.name).exists() and self._alive(
+            member.name, pid, binary)
+        exit_code = meta.get("exit_code")
+        child = self._children.get(member.name)
+        if not running and child is not None and child.pid == pid:
+            exit_code = child.poll()
+        return MemberProcess(member.name, running, pid if isinstance(pid, int) else None,
+                             str(meta.get("version", "")), binary, str(meta.get("data_dir", "")),
+                             exit_code if isinstance(exit_code, int) else None)
+
+    def start(self, member: EtcdMember, binaries: EtcdBinaries,
+              flags: Sequence[str]) -> MemberProcess:
+        cur = self.process(member)
+        if cur is not None and cur.running:
+            if cur.binary == str(binaries.etcd) and cur.data_dir == str(member.data_dir):
+                return cur
+            raise EtcdError(f"etcd member {member.name} is already running {cur.binary} "
+                            f"(pid {cur.pid}) on {cur.data_dir}; stop it first")
+        log = self.log_file(member.name).open("ab")
+        try:
+            log.write(f"--- pitstop: starting etcd {binaries.version} at "
+                      f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+            log.flush()
+            proc = subprocess.Popen([str(binaries.etcd), *flags], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=self.run_dir, start_new_session=True)
+        finally:
+            log.close()
+        self._children[member.name] = proc
+        self._write_meta(member.name, {
+            "pid": proc.pid, "version": binaries.version, "binary": str(binaries.etcd),
+            "data_dir": str(member.data_dir), "flags": list(flags), "started": time.time()})
+        self._pid_file(member.name).write_text(f"{proc.pid}\n")
+        return MemberProcess(member.name, True, proc.pid, binaries.version, str(binaries.etcd),
+                             str(member.data_dir))
+
+    def stop(self, member: EtcdMember, timeout: float = 20.0) -> None:
+        self.stop_many([member], timeout)
+
+    def stop_many(self, members: Iterable[EtcdMember], timeout: float = 20.0) -> None:
+        """SIGTERM to every running member at once, SIGKILL to those still alive at
+        ``timeout``."""
+        waiting: list[tuple[EtcdMember, int, str]] = []
+        for m in members:
+            cur = self.process(m)
+            if cur is None or not cur.running or cur.pid is None:
+                self._pid_file(m.name).unlink(missing_ok=True)
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(cur.pid, signal.SIGTERM)
+            waiting.append((m, cur.pid, cur.binary))
+        deadline = time.monotonic() + timeout
+        for sig_deadline, sig in ((deadline, signal.SIGKILL), (deadline + 10, None)):
+            while waiting and time.monotonic() < sig_deadline:
+                waiting = [w for w in waiting if self._alive(w[0].name, w[1], w[2])]
+                if waiting:
+                    time.sleep(0.05)
+            if sig is not None:
+                for m, pid, binary in waiting:
+                    if self._alive(m.name, pid, binary):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, sig)
+        if waiting:
+            raise EtcdError("etcd members did not exit: "
+                            + ", ".join(f"{m.name} (pid {pid})" for m, pid, _ in waiting))
+        for m in members:
+            child = self._children.pop(m.name, None)
+            meta = self._meta(m.name)
+            if child is not None and meta is not None and meta.get("pid") == child.pid:
+                meta["exit_code"] = child.wait(timeout=5)
+                self._write_meta(m.name, meta)
+            self._pid_file(m.name).unlink(missing_ok=True)
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """Stop every member this run directory has a pid file for."""
+        names = [p.stem for p in self.run_dir.glob("*.pid")]
+        members = [EtcdMember(n, "", "", Path(str((self._meta(n) or {}).get("data_dir", ""))))
+                   for n in names]
+        self.stop_many(members, timeout)
+
+    def logs(self, member: EtcdMember, lines: int = 20) -> str:
+        try:
+            with self.log_file(member.name).open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                tail = f.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\n".join(line[:400] for line in tail)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """One member's answers to ``endpoint status`` and ``endpoint health``."""
+
+    name: str
+    reachable: bool
+    healthy: bool
+    version: str = ""
+    member_id: int = 0
+    leader_id: int = 0
+    raft_index: int = 0
+    applied_index: int = 0
+    revision: int = 0
+    db_size: int = 0
+    error: str = ""
+
+    @property
+    def is_leader(self) -> bool:
+        return self.reachable and self.member_id != 0 and self.member_id == self.leader_id
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    ok: bool
+    problems: tuple[str, ...]
+    members: tuple[EtcdMemberObservation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSnapshot:
+    """A snapshot file that passed verification, and what the live cluster said about its
+    content when it was saved (``kv_hash``/``key_count`` at ``revision``; None if unknown)."""
+
+    path: Path
+    sha256: str
+    hash: int
+    revision: int
+    total_keys: int
+    total_size: int
+    version: str  # etcd version of the cluster it was taken from (whose tools read it)
+    taken_from: str
+    kv_hash: int | None = None
+    compact_revision: int | None = None
+    key_count: int | None = None
+
+    @property
+    def meta_path(self) -> Path:
+        return _meta_path(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "hash": self.hash, "revision": self.revision,
+                "totalKeys": self.total_keys, "totalSize": self.total_size,
+                "version": self.version, "takenFrom": self.taken_from, "kvHash": self.kv_hash,
+                "compactRevision": self.compact_revision, "keyCount": self.key_count}
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _snapshot_digest(path: Path) -> tuple[str, bool] | None:
+    """(sha256 of the database part, whether it equals the 32-byte trailer ``snapshot save``
+    appends), or None when the size cannot be a database plus that trailer."""
+    size = path.stat().st_size
+    if size < 512 + 32 or size % 512 != 32:
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        left = size - 32
+        while left > 0:
+            chunk = f.read(min(1 << 20, left))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+        trailer = f.read(32)
+    return h.hexdigest(), h.digest() == trailer
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStep:
+    """State of one member's upgrade, as :meth:`EtcdActuator.member_upgrade_state` sees it."""
+
+    member: str
+    state: OperationState
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpgrade:
+    name: str
+    from_version: str
+    to_version: str
+    skipped: bool
+    was_leader: bool = False
+    stopping_at: float | None = None  # monotonic: just before the stop
+    started_at: float | None = None  # the new binary was started
+    healthy_at: float | None = None  # healthy, caught up, gate passed
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeReport:
+    version: str
+    snapshot: VerifiedSnapshot
+    members: tuple[MemberUpgrade, ...]
+    started_at: float
+    finished_at: float
+
+    @property
+    def seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    cluster: EtcdCluster
+    snapshot: VerifiedSnapshot
+    version: str
+    key_count: int
+    started_at: float
+    finished_at: float
+
+    @property
+    def seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+
+# ---------------------------------------------------------------------------------------------
+# The actuator
+
+_ALARMS = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
+_RESTORE_MARKER = ".pitstop-restored.json"
+
+
+def _tail(text: str, n: int = 600) -> str:
+    text = text.strip()
+    return text if len(text) <= n else "…" + text[-n:]
+
+
+@dataclass
+class EtcdActuator:
+    """Operations on one etcd cluster; see the module docstring."""
+
+    cluster: EtcdCluster
+    control: MemberControl
+    probe_key: str = "/pitstop/etcd-probe"
+    command_timeout: float = 5.0
+    dial_timeout: float = 2.0
+    max_db_fraction: float = 0.8
+    on_event: Callable[[str], None] | None = None
+    _checked: set[str] = field(default_factory=set)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _event(self, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(text)
+
+    def _run(self, argv: Sequence[str | Path],
+             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        try:
+            return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                                  env=env, timeout=timeout or self.command_timeout + 10,
+                                  check=False)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(list(argv), 124, "", f"timed out after {e.timeout}s")
+        except OSError as e:
+            raise EtcdError(f"cannot run {argv[0]}: {e}") from e
+
+    def _ctl(self, endpoints: Sequence[str], *args: str,
+             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        t = timeout or self.command_timeout
+        return self._run([self.cluster.ctl.etcdctl, "--endpoints", ",".join(endpoints),
+                          f"--dial-timeout={self.dial_timeout:g}s",
+                          f"--command-timeout={t:g}s", *args], timeout=t + 10)
+
+    def _ctl_json(self, endpoints: Sequence[str], *args: str) -> Any:
+        r = self._ctl(endpoints, *args, "-w", "json")
+        if r.returncode != 0:
+            raise EtcdError(f"etcdctl {' '.join(args)} against {', '.join(endpoints)} failed: "
+                            f"{_tail(r.stderr or r.stdout)}")
+        try:
+            return json.loads(r.stdout)
+        except ValueError as e:
+            raise EtcdError(f"etcdctl {' '.join(args)}: unreadable output "
+                            f"{_tail(r.stdout, 200)!r}") from e
+
+    def _endpoints(self) -> list[str]:
+        return [m.client_url for m in self.cluster.members]
+
+    def _check_binaries(self, version: str) -> EtcdBinaries:
+        b = self.cluster.binaries_for(version)
+        if version not in self._checked:
+            b.check()
+            self._checked.add(version)
+        return b
+
+    # -- observation ---------------------------------------------------------------------------
+    def _status(self, member: EtcdMember) -> _Status:
+        st = self._ctl([member.client_url], "endpoint", "status", "-w", "json",
+                       timeout=min(self.command_timeout, 3.0))
+        try:
+            data = json.loads(st.stdout) if st.returncode == 0 else None
+        except ValueError:
+            data = None
+        if not data:
+            return _Status(member.name, False, False, error=_tail(st.stderr or st.stdout, 300))
+        s = data[0]["Status"]
+        hl = self._ctl([member.client_url], "endpoint", "health", "-w", "json",
+                       timeout=min(self.command_timeout, 3.0))
+        healthy, err = False, ""
+        try:
+            h = json.loads(hl.stdout)
+            healthy = bool(h and h[0].get("health"))
+            err = str(h[0].get("error", "")) if h else ""
+        except ValueError:
+            err = _tail(hl.stderr, 300)
+        return _Status(
+            member.name, True, healthy, version=str(s.get("version", "")),
+            member_id=int(s["header"]["member_id"]), leader_id=int(s.get("leader", 0)),
+            raft_index=int(s.get("raftIndex", 0)),
+            applied_index=int(s.get("raftAppliedIndex", s.get("raftIndex", 0))),
+            revision=int(s["header"].get("revision", 0)), db_size=int(s.get("dbSize", 0)),
+            error=err)
+
+    def _statuses(self) -> list[_Status]:
+        with ThreadPoolExecutor(max_workers=len(self.cluster.members)) as pool:
+            return list(pool.map(self._status, self.cluster.members))
+
+    def _alarms(self, statuses: Sequence[_Status]) -> tuple[dict[str, tuple[str, ...]], str]:
+        """Alarms by member name (alarms are cluster state: any reachable member answers), and
+        an error text when they could not be listed."""
+        up = [m.client_url for m, s in zip(self.cluster.members, statuses, strict=True)
+              if s.reachable]
+        if not up:
+            return {}, "no member answers"
+        try:
+            data = self._ctl_json(up, "alarm", "list")
+            if not data.get("alarms"):
+                return {}, ""
+            members = self._ctl_json(up, "member", "list").get("members") or []
+        except EtcdError as e:
+            return {}, str(e)
+        by_id = {int(m["ID"]): str(m.get("name", "")) for m in members if "ID" in m}
+        by_id.update({s.member_id: s.name for s in statuses if s.reachable})
+        out: dict[str, list[str]] = {}
+        for a in data["alarms"]:
+            kind = a.get("alarm", 0)
+            label = _ALARMS.get(kind, str(kind)) if isinstance(kind, int) else str(kind)
+            mid = int(a.get("memberID", 0))
+            out.setdefault(by_id.get(mid) or f"member {mid:x}", []).append(label)
+        return {k: tuple(v) for k, v in out.items()}, ""
+
+    def _observe(self) -> tuple[list[_Status], tuple[EtcdMemberObservation, ...],
+                                dict[str, tuple[str, ...]], str]:
+        statuses = self._statuses()
+        alarms, alarm_error = self._alarms(statuses)
+        obs = tuple(EtcdMemberObservation(
+            name=s.name, version=s.version, healthy=s.healthy, leader=s.is_leader,
+            raft_index=s.raft_index, db_size=s.db_size, quota=self.cluster.quota_backend_bytes,
+            alarms=alarms.get(s.name, ())) for s in statuses)
+        return statuses, obs, alarms, alarm_error
+
+    def health(self) -> tuple[EtcdMemberObservation, ...]:
+        """One observation per member, in the order of the description."""
+        return self._observe()[1]
+
+    def _probe(self, members: Sequence[EtcdMember], statuses: Sequence[_Status],
+               timeout: float) -> list[str]:
+        """Write the probe key, then wait until every member in ``members`` applied an entry
+        newer than the newest raft index seen before the write. Returns problems."""
+        base = max((s.raft_index for s in statuses if s.reachable), default=0)
+        r = self._ctl(self._endpoints(), "put", self.probe_key,
+                      f"pitstop probe {time.time():.3f}")
+        if r.returncode != 0:
+            return [f"probe write failed: {_tail(r.stderr or r.stdout, 300)}"]
+        deadline = time.monotonic() + timeout
+        pending = list(members)
+        while pending:
+            with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+                now = list(pool.map(self._status, pending))
+            pending = [m for m, s in zip(pending, now, strict=True)
+                       if not (s.reachable and s.applied_index > base)]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                return [f"raft index not advancing on {m.name}: it has not applied entries past "
+                        f"{base} within {timeout:g}s" for m in pending]
+            time.sleep(0.1)
+        return []
+
+    def gate(self, *, exclude: Iterable[str] = (), probe: bool = True,
+             catch_up: float = 10.0) -> GateResult:
+        """Every member (but ``exclude``) healthy, one leader all agree on, no alarms, db size
+        under ``max_db_fraction`` of the quota, raft index advancing (probe write applied)."""
+        skip = set(exclude)
+        statuses, obs, alarms, alarm_error = self._observe()
+        problems: list[str] = []
+        if alarm_error:
+            problems.append(f"cannot list alarms: {alarm_error}")
+        names = {m.name for m in self.cluster.members}
+        problems += [f"{who} (not in the description) has alarms {', '.join(kinds)}"
+                     for who, kinds in alarms.items() if who not in names]
+        considered = [(s, o) for s, o in zip(statuses, obs, strict=True) if s.name not in skip]
+        for s, o in considered:
+            if not s.reachable:
+                problems.append(f"{s.name} does not answer ({s.error or 'no status'})")
+            elif not s.healthy:
+                problems.append(f"{s.name} is not healthy ({s.error or 'endpoint health false'})")
+            if o.alarms:
+                problems.append(f"{s.name} has alarms {', '.join(o.alarms)}")
+            limit = self.max_db_fraction * self.cluster.quota_backend_bytes
+            if s.reachable and s.db_size >= limit:
+                problems.append(f"{s.name} db size {s.db_size} is not under "
+                                f"{self.max_db_fraction:.0%} of the quota "
+                                f"{self.cluster.quota_backend_bytes}")
+        leaders = {s.leader_id for s, _ in considered if s.reachable}
+        if not any(s.is_leader for s in statuses) or 0 in leaders:
+            problems.append("no leader")
+        elif len(leaders) > 1:
+            problems.append(f"members disagree on the leader ({len(leaders)} leaders seen)")
+        if not problems and probe:
+            members = [self.cluster.member(s.name) for s, _ in considered]
+            problems += self._probe(members, statuses, catch_up)
+        return GateResult(not problems, tuple(problems), obs)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def _snapshot_tool(self, version: str) -> tuple[Path, str]:
+        b = self.cluster.binaries_for(version)
+        return (b.etcdutl, "etcdutl") if b.etcdutl is not None else (b.etcdctl, "etcdctl")
+
+    def verify_snapshot(self, path: Path, *, trial_restore: bool = True) -> VerifiedSnapshot:
+        """Check ``path`` (see the module docstring) against the metadata saved beside it.
+        Raises :class:`SnapshotVerificationError`; never changes anything."""
+        path = Path(path)
+        problems: list[str] = []
+        try:
+            meta = json.loads(_meta_path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise SnapshotVerificationError(path, [f"its metadata {_meta_path(path)} is "
+                                                   f"missing or unreadable ({e})"]) from e
+        version = str(meta.get("version", ""))
+        if not path.is_file():
+            raise SnapshotVerificationError(path, ["the file does not exist"])
+        digest = ""
+        checked = _snapshot_digest(path)
+        if checked is None:
+            problems.append(f"{path.stat().st_size} bytes is not a database plus the 32-byte "
+                            "sha256 that `snapshot save` appends (truncated, or not a saved "
+                            "snapshot)")
+        else:
+            digest, matches = checked
+            if not matches:
+                problems.append("the sha256 appended by `snapshot save` does not match the "
+                                "content (the file was damaged after it was saved)")
+            elif meta.get("sha256") != digest:
+                problems.append("its sha256 differs from the one recorded when it was saved")
+        tool, tool_name = self._snapshot_tool(version)
+        r = self._run([tool, "snapshot", "status", str(path), "-w", "json"], timeout=120)
+        status: dict[str, Any] = {}
+        if r.returncode != 0:
+            problems.append(f"`{tool_name} snapshot status` failed: "
+                            f"{_tail(r.stderr or r.stdout, 300)}")
+        else:
+            try:
+                status = json.loads(r.stdout)
+            except ValueError:
+                problems.append(f"`{tool_name} snapshot status` printed {_tail(r.stdout, 200)!r}")
+        if status:
+            for key, mkey in (("hash", "hash"), ("revision", "revision")):
+                if mkey in meta and meta[mkey] is not None and status.get(key) != meta[mkey]:
+                    problems.append(f"{tool_name} snapshot status reports {key} "
+                                    f"{status.get(key)}, recorded at save: {meta[mkey]}")
+            if int(status.get("totalKey", 0)) <= 0:
+                problems.append("snapshot status reports no keys at all")
+        if not problems and trial_restore:
+            problems += self._trial_restore(path, version)
+        if problems:
+            raise SnapshotVerificationError(path, problems)
+        return VerifiedSnapshot(
+            path=path, sha256=digest, hash=int(status["hash"]),
+            revision=int(status["revision"]), total_keys=int(status["totalKey"]),
+            total_size=int(status["totalSize"]), version=version,
+            taken_from=str(meta.get("takenFrom", "")), kv_hash=meta.get("kvHash"),
+            compact_revision=meta.get("compactRevision"), key_count=meta.get("keyCount"))
+
+    def _trial_restore(self, path: Path, version: str) -> list[str]:
+        tool, tool_name = self._snapshot_tool(version)
+        scratch = Path(tempfile.mkdtemp(prefix="pitstop-etcd-trial-", dir=path.parent))
+        try:
+            m = self.cluster.members[0]
+            r = self._run([tool, "snapshot", "restore", str(path), "--name", m.name,
+                           "--data-dir", str(scratch / "data"),
+                           "--initial-cluster", f"{m.name}={m.peer_url}",
+                           "--initial-advertise-peer-urls", m.peer_url], timeout=300)
+            if r.returncode != 0:
+                return [f"a trial `{tool_name} snapshot restore` failed: "
+                        f"{_tail(r.stderr or r.stdout, 300)}"]
+            return []
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def snapshot(self, path: Path) -> VerifiedSnapshot:
+        """Save a snapshot from the leader to ``path`` and verify it. Idempotent: when ``path``
+        already holds a snapshot with its metadata, that one is verified and returned (never
+        overwritten; one that fails verification raises)."""
+        path = Path(path)
+        if path.exists():
+            snap = self.verify_snapshot(path)
+            self._event(f"snapshot {path} already there and verified (revision {snap.revision})")
+            return snap
+        statuses = self._statuses()
+        leader = next((s for s in statuses if s.is_leader), None)
+        source = leader or next((s for s in statuses if s.healthy), None)
+        if source is None:
+            raise EtcdGateError("before the snapshot", ["no healthy member to take it from"])
+        versions = sorted({s.version for s in statuses if s.reachable}, key=parse_version)
+        version = versions[0]
+        member = self.cluster.member(source.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".saving")
+        part.unlink(missing_ok=True)
+        r = self._ctl([member.client_url], "snapshot", "save", str(part), timeout=300)
+        if r.returncode != 0:
+            part.unlink(missing_ok=True)
+            raise EtcdError(f"etcdctl snapshot save from {member.name} failed: "
+                            f"{_tail(r.stderr or r.stdout)}")
+        tool, _ = self._snapshot_tool(version)
+        st = self._run([tool, "snapshot", "status", str(part), "-w", "json"], timeout=120)
+        meta: dict[str, Any] = {"version": version, "takenFrom": member.name}
+        try:
+            status = json.loads(st.stdout)
+        except ValueError:
+            status = {}
+        if st.returncode == 0 and status:
+            rev = int(status["revision"])
+            meta.update(hash=status["hash"], revision=rev)
+            hk = self._ctl([member.client_url], "endpoint", "hashkv", "--rev", str(rev),
+                           "-w", "json")
+            with contextlib.suppress(ValueError, LookupError, TypeError):
+                if hk.returncode == 0:
+                    data = json.loads(hk.stdout)[0]["HashKV"]
+                    meta.update(kvHash=int(data["hash"]),
+                                compactRevision=int(data.get("compact_revision", 0)))
+            cnt = self._ctl([member.client_url], "get", "", "--prefix", "--keys-only",
+                            "--limit", "1", "--rev", str(rev), "-w", "json")
+            with contextlib.suppress(ValueError, LookupError, TypeError):
+                if cnt.returncode == 0:
+                    meta["keyCount"] = int(json.loads(cnt.stdout).get("count", 0))
+        checked = _snapshot_digest(part)
+        meta["sha256"] = checked[0] if checked else None
+        _meta_path(path).write_text(json.dumps(meta, indent=1))
+        os.replace(part, path)
+        snap = self.verify_snapshot(path)
+        self._event(f"snapshot {path} saved from {member.name} and verified: revision "
+                    f"{snap.revision}, {snap.total_keys} bbolt keys, hash {snap.hash}")
+        return snap
+
+    # -- one member ----------------------------------------------------------------------------
+    def begin_member_upgrade(self, name: str, version: str) -> MemberStep:
+        """Restart ``name`` with etcd ``version`` on its data directory (stop, start) and return
+        at once. Does nothing to a member already running ``version``."""
+        member = self.cluster.member(name)
+        binaries = self._check_binaries(version)
+        proc = self.control.process(member)
+        if proc is not None and proc.running and proc.version == version:
+            return self.member_upgrade_state(name, version)
+        if proc is None or not proc.running:
+            st = self._status(member)
+            if st.reachable and st.version == version:  # run by someone else, already there
+                return self.member_upgrade_state(name, version)
+        self._event(f"{name}: stopping")
+        self.control.stop(member)
+        self._event(f"{name}: starting etcd {version}")
+        self.control.start(member, binaries, self.cluster.flags(member))
+        return MemberStep(name, OperationState.RUNNING, f"started etcd {version}")
+
+    def member_upgrade_state(self, name: str, version: str, *,
+                             catch_up: float = 5.0) -> MemberStep:
+        """Read-only: RUNNING until ``name`` answers healthy at ``version``, sees a leader, has
+        no alarm and applied a probe write (caught up); FAILED if its process exited."""
+        member = self.cluster.member(name)
+        proc = self.control.process(member)
+        if proc is not None and not proc.running and proc.version == version:
+            code = f" with code {proc.exit_code}" if proc.exit_code is not None else ""
+            return MemberStep(name, OperationState.FAILED,
+                              f"its etcd {version} process exited{code}")
+        statuses, obs, _, _ = self._observe()
+        s = next(x for x in statuses if x.name == name)
+        if not s.reachable:
+            return MemberStep(name, OperationState.RUNNING, f"not answering yet ({s.error})")
+        if s.version != version:
+            return MemberStep(name, OperationState.RUNNING, f"answers as {s.version}")
+        if not s.healthy:
+            return MemberStep(name, OperationState.RUNNING, f"not healthy yet ({s.error})")
+        if s.leader_id == 0:
+            return MemberStep(name, OperationState.RUNNING, "sees no leader yet")
+        o = next(x for x in obs if x.name == name)
+        if o.alarms:
+            return MemberStep(name, OperationState.RUNNING, f"alarms {', '.join(o.alarms)}")
+        problems = self._probe([member], statuses, catch_up)
+        if problems:
+            return MemberStep(name, OperationState.RUNNING, "; ".join(problems))
+        return MemberStep(name, OperationState.SUCCEEDED,
+                          f"healthy at {version} and caught up (raft index {s.raft_index})")
+
+    def upgrade_member(self, name: str, version: str, *, timeout: float = 60.0) -> MemberStep:
+        """:meth:`begin_member_upgrade`, then poll until it succeeds; raises
+        :class:`MemberRejoinError` if it fails or times out."""
+        self.begin_member_upgrade(name, version)
+        return self._wait_member(name, version, timeout)
+
+    def _wait_member(self, name: str, version: str, timeout: float) -> MemberStep:
+        deadline = time.monotonic() + timeout
+        step = self.member_upgrade_state(name, version)
+        while step.state is OperationState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.1)
+            step = self.member_upgrade_state(name, version)
+        if step.state is not OperationState.SUCCEEDED:
+            reason = step.message if step.state is OperationState.FAILED else (
+                f"not healthy and caught up within {timeout:g}s (last: {step.message})")
+            raise MemberRejoinError(name, version, reason,
+                                    self.control.logs(self.cluster.member(name), 15))
+        return step
+
+    # -- the rolling upgrade -------------------------------------------------------------------
+    def upgrade(self, version: str, snapshot: Path, *, member_timeout: float = 60.0,
+                catch_up: float = 10.0) -> UpgradeReport:
+        """Roll every member to ``version``; see the module docstring. ``snapshot`` is where
+        the pre-upgrade snapshot is saved (or, on a re-run, found)."""
+        t0 = time.monotonic()
+        self._check_binaries(version)
+        statuses = self._statuses()
+        from_versions = {s.name: s.version for s in statuses}
+        down = [s.name for s in statuses if not s.reachable]
+        resumable = [n for n in down if self._mid_upgrade(n, version)]
+        pre = self.gate(exclude=resumable[:1], catch_up=catch_up)
+        if not pre.ok:
+            raise EtcdGateError("before the upgrade", pre.problems)
+        snap = self.snapshot(snapshot)
+        if all(s.version == version for s in statuses if s.reachable) and not down:
+            self._event(f"every member already runs etcd {version}")
+        done: list[MemberUpgrade] = []
+        while True:
+            statuses = self._statuses()
+            todo = [s for s in statuses if s.version != version]
+            if not todo:
+                break
+            # a member interrupted mid-upgrade first, then followers, the leader last
+            todo.sort(key=lambda s: (not (not s.reachable and self._mid_upgrade(s.name, version)),
+                                     s.is_leader))
+            nxt = todo[0]
+            resuming = not nxt.reachable and self._mid_upgrade(nxt.name, version)
+            gate = self.gate(exclude=[nxt.name] if resuming else [], catch_up=catch_up)
+            if not gate.ok:
+                raise EtcdGateError(f"before upgrading {nxt.name}", gate.problems)
+            self._event(f"{nxt.name}: {nxt.version or 'down'} → {version}"
+                        + (" (leader)" if nxt.is_leader else ""))
+            t_stop = time.monotonic()
+            self.begin_member_upgrade(nxt.name, version)
+            t_start = time.monotonic()
+            step = self._wait_member(nxt.name, version, member_timeout)
+            done.append(MemberUpgrade(nxt.name, from_versions.get(nxt.name) or nxt.version,
+                                      version, False, nxt.is_leader, t_stop, t_start,
+                                      time.monotonic()))
+            self._event(f"{nxt.name}: {step.message}")
+        post = self.gate(catch_up=catch_up)
+        if not post.ok:
+            raise EtcdGateError(f"after upgrading to {version}", post.problems)
+        names = {d.name for d in done}
+        skipped = [MemberUpgrade(m.name, version, version, True) for m in self.cluster.members
+                   if m.name not in names]
+        return UpgradeReport(version, snap, (*done, *skipped), t0, time.monotonic())
+
+    def _mid_upgrade(self, name: str, version: str) -> bool:
+        proc = self.control.process(self.cluster.member(name))
+        return proc is not None and not proc.running
+
+    # -- start a whole cluster -----------------------------------------------------------------
+    def start_cluster(self, version: str, *, timeout: float = 60.0) -> GateResult:
+        """Start every member with etcd ``version`` (a new cluster on empty data directories,
+        or the existing one) and wait until the gate passes at that version."""
+        binaries = self._check_binaries(version)
+        for m in self.cluster.members:
+            self.control.start(m, binaries, self.cluster.flags(m))
+        return self._wait_cluster(version, timeout)
+
+    def stop_members(self, members: Sequence[EtcdMember] | None = None) -> None:
+        """Stop ``members`` (default: all), followers together first, then the leader: a leader
+        stopped while its followers are still connected tries to hand its leadership over and
+        waits for that to time out."""
+        members = list(self.cluster.members if members is None else members)
+        if not members:
+            return
+        leaders = {s.name for s in self._statuses() if s.is_leader}
+        self.control.stop_many([m for m in members if m.name not in leaders])
+        self.control.stop_many([m for m in members if m.name in leaders])
+
+    def _wait_cluster(self, version: str, timeout: float) -> GateResult:
+        deadline = time.monotonic() + timeout
+        while True:
+            g = self.gate(catch_up=5.0)
+            wrong = [f"{o.name} runs {o.version or 'nothing'}, not {version}"
+                     for o in g.members if o.version != version]
+            if g.ok and not wrong:
+                return g
+            exited = [m.name for m in self.cluster.members
+                      if (p := self.control.process(m)) is not None and not p.running]
+            if exited or time.monotonic() > deadline:
+                why = (f"members exited: {', '.join(exited)}" if exited
+                       else f"not healthy within {timeout:g}s")
+                logs = "\n".join(f"[{n}] {self.control.logs(self.cluster.member(n), 8)}"
+                                 for n in exited)
+                raise EtcdError(f"etcd cluster {self.cluster.name} at {version}: {why}: "
+                                + "; ".join((*g.problems, *wrong)) + (f"\n{logs}" if logs else ""))
+            time.sleep(0.2)
+
+    # -- the way back --------------------------------------------------------------------------
+    def restore(self, snapshot: Path, version: str, data_root: Path, *,
+                token: str | None = None, timeout: float = 60.0) -> RestoreReport:
+        """Restore ``snapshot`` into a new cluster of etcd ``version`` (see the module
+        docstring). New data directories are ``data_root/<member>``; the new token defaults to
+        ``<old token>-restored-<first 12 hex of the snapshot's sha256>``. On success this
+        actuator describes the new cluster (:attr:`cluster`), which is also returned."""
+        t0 = time.monotonic()
+        binaries = self._check_binaries(version)
+        snap = self.verify_snapshot(snapshot)
+        if parse_version(snap.version).line != parse_version(version).line:
+            raise RestoreError(f"snapshot {snapshot} was taken on etcd {snap.version}; restoring "
+                               f"it into etcd {version} is not the way back")
+        old = self.cluster
+        new_token = token or f"{old.token.split('-restored-')[0]}-restored-{snap.sha256[:12]}"
+        if new_token == old.token:
+            raise RestoreError("the restored cluster needs a new cluster token")
+        data_root = Path(data_root)
+        new_members = tuple(replace(m, data_dir=data_root / m.name) for m in old.members)
+        new = replace(old, members=new_members, token=new_token)
+        tool, tool_name = self._snapshot_tool(version)
+        marker = {"snapshot": snap.sha256, "token": new_token}
+        for m in new_members:
+            mark = m.data_dir / _RESTORE_MARKER
+            if mark.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    if json.loads(mark.read_text()) == marker:
+                        continue
+                raise RestoreError(f"{m.data_dir} holds another restore; choose a new data_root")
+            if m.data_dir.exists() and any(m.data_dir.iterdir()):
+                raise RestoreError(f"{m.data_dir} is not empty; choose a new data_root")
+            m.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            if m.data_dir.exists():
+                m.data_dir.rmdir()
+            r = self._run([tool, "snapshot", "restore", str(snap.path), "--name", m.name,
+                           "--data-dir", str(m.data_dir), "--initial-cluster", new.initial_cluster,
+                           "--initial-cluster-token", new_token,
+                           "--initial-advertise-peer-urls", m.peer_url], timeout=600)
+            if r.returncode != 0:
+                raise RestoreError(f"`{tool_name} snapshot restore` for {m.name} failed: "
+                                   f"{_tail(r.stderr or r.stdout)}")
+            mark.write_text(json.dumps(marker))
+            self._event(f"{m.name}: restored {snap.path} into {m.data_dir}")
+        # stop the old cluster's members (not those already running on the new data dirs)
+        stale = []
+        for m_old, m_new in zip(old.members, new_members, strict=True):
+            p = self.control.process(m_old)
+            if p is not None and p.running and p.data_dir != str(m_new.data_dir):
+                stale.append(m_old)
+        self._event(f"stopping the old members: {', '.join(m.name for m in stale) or 'none'}")
+        self.stop_members(stale)
+        self.cluster = new
+        for m in new_members:
+            self.control.start(m, binaries, new.flags(m))
+        try:
+            self._wait_cluster(version, timeout)
+        except EtcdError as e:
+            raise RestoreError(f"the restored cluster did not come up: {e}") from e
+        count = self._verify_content(snap)
+        self._event(f"restored cluster at etcd {version} holds the snapshot's {count} keys")
+        return RestoreReport(new, snap, version, count, t0, time.monotonic())
+
+    def _verify_content(self, snap: VerifiedSnapshot) -> int:
+        problems: list[str] = []
+        count = -1
+        for m in self.cluster.members:
+            c = self._ctl_json([m.client_url], "get", "", "--prefix", "--keys-only",
+                               "--limit", "1", "--rev", str(snap.revision))
+            count = int(c.get("count", 0))
+            if snap.key_count is not None and count != snap.key_count:
+                problems.append(f"{m.name} has {count} keys at revision {snap.revision}, the "
+                                f"cluster had {snap.key_count} when the snapshot was taken")
+            if snap.kv_hash is not None:
+                hk = self._ctl_json([m.client_url], "endpoint", "hashkv", "--rev",
+                                    str(snap.revision))
+                got = int(hk[0]["HashKV"]["hash"])
+                if got != snap.kv_hash:
+                    problems.append(f"{m.name}: hashkv at revision {snap.revision} is {got}, "
+                                    f"the cluster's was {snap.kv_hash}")
+        if problems:
+            raise RestoreError("the restored cluster does not hold what the snapshot holds: "
+                               + "; ".join(problems))
+        return count

