@@ -75,9 +75,12 @@ def sample_run() -> dict[str, Any]:
                   "phase": "addons", "component": "coredns", "from": "1.11.3", "to": "1.12.1",
                   "status": "pending", "start": None, "end": None, "reason": "after the nodes"})
     finished = t
-    blocked_at = T0 + 3000
+    eu = {n["node"]: n for n in nodes if n["cluster"] == "prod-eu-1"}
+    blocked_at = eu["prod-eu-1-node-10"]["start"] + 60
     nodes.append({"cluster": "prod-eu-1", "node": "prod-eu-1-node-11", "step": "prod-eu-1/005",
-                  "start": blocked_at, "end": blocked_at + 600, "outcome": "blocked"})
+                  "start": blocked_at, "end": blocked_at + 300, "outcome": "blocked"})
+    stall_at = eu["prod-eu-1-node-03"]["start"] + 20
+    eu["prod-eu-1-node-03"]["end"] += 240  # the stalled drain made this node's upgrade longer
 
     def series(desired: int, dips: list[tuple[float, float, int]]) -> list[list[float]]:
         out = []
@@ -93,7 +96,8 @@ def sample_run() -> dict[str, Any]:
 
     last = nodes[-5]["start"]
     availability = {
-        "payments/ledger": series(3, [(T0 + 2400, T0 + 2700, 2), (T0 + 4000, T0 + 4300, 2)]),
+        "payments/ledger": series(3, [(stall_at - 20, stall_at + 300, 2),
+                                      (T0 + 4000, T0 + 4300, 2)]),
         "web/frontend": series(6, [(T0 + 2500, T0 + 2800, 5)]),
         "search/indexer": series(4, [(last, last + 600, 2)]),
         "kube-system/coredns": series(2, [(T0 + 5200, T0 + 5350, 1)]),
@@ -124,7 +128,7 @@ def sample_run() -> dict[str, Any]:
         ],
         "rollbacks": ["prod-us-1: kubelet 1.35.8 → 1.34.12 on 3 nodes (slo-error-rate Failed)"],
         "stalls": [{"node": "prod-eu-1-node-03", "pods": ["payments/ledger-1"],
-                    "pdbs": ["payments/ledger"], "at": T0 + 2400, "seconds": 240.0}],
+                    "pdbs": ["payments/ledger"], "at": stall_at, "seconds": 240.0}],
         "stories": [
             {"title": "The canary", "lines": ["stage-eu-1 went first and passed every gate."]},
             {"title": "Why americas rolled back",

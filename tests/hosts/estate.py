@@ -3,8 +3,8 @@ private containerd with a long-lived container, all on this machine, all undone 
 
 Set-up (as root; see ``Estate.open``):
 
-1. Take a machine-wide lock (``/tmp/pitstop-hosts-tests.lock``): two test sessions must not
-   install and purge containerd under each other.
+1. Take a machine-wide lock (the abstract socket ``@pitstop-hosts-tests``): two test sessions
+   must not install and purge containerd under each other.
 2. Record what dpkg has installed and what apt holds; install what is missing of
    ``openssh-server containerd runc busybox-static`` (``apt-get update`` once, when needed).
 3. Pick the containerd builds to go from and to by asking ``apt-cache madison``: the newest
@@ -17,8 +17,10 @@ Set-up (as root; see ``Estate.open``):
    busybox rootfs with ``ctr run -d --rootfs``.
 
 Tear-down (``Estate.close``) undoes every step: container, daemons, holds, the containerd build
-that was installed before (or a purge when there was none), packages the session installed,
-the local repository and its apt lists, cgroup and /run directories it created, temp dirs.
+that was installed before (or a purge when there was none), the packages the session's own
+install added (never a package another session installed meanwhile, nor one that such a
+package now needs), the local repository and its apt lists, cgroup and /run directories it
+created, temp dirs.
 
 No systemd on these machines: containerd and sshd are plain processes. Nothing here touches
 the default containerd socket, ``/etc/containerd`` or a system sshd. One thing cannot be moved:
@@ -34,7 +36,6 @@ Environment:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import os
@@ -52,7 +53,7 @@ from pathlib import Path
 from pitstop.hosts import debversion
 
 PACKAGES = ("openssh-server", "containerd", "runc", "busybox-static")
-LOCK_FILE = "/tmp/pitstop-hosts-tests.lock"
+LOCK_NAME = "\0pitstop-hosts-tests"
 APT = ["apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=600"]
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
@@ -80,6 +81,13 @@ def dpkg_installed() -> dict[str, str]:
         if status.startswith("ii") or status.startswith("hi"):
             out[pkg] = version
     return out
+
+
+def dpkg_config_only() -> set[str]:
+    """Packages removed with their configuration files left ("rc")."""
+    r = sh(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Package}\n"])
+    return {pkg for status, _, pkg in (ln.partition("|") for ln in r.stdout.splitlines())
+            if status.startswith("rc")}
 
 
 def installed_version(package: str = "containerd") -> str | None:
@@ -390,7 +398,10 @@ class LocalRepo:
         return version[:m.start(1)] + bumped + m.group(2)
 
     def build(self, package: str, version: str) -> str:
-        self.dir.mkdir(parents=True)
+        # apt reads file: repositories as its sandbox user (_apt): let it through the estate
+        # dir (whose secrets, the ssh keys, stay 0600) and read the repository.
+        self.dir.parent.chmod(0o711)
+        self.dir.mkdir(mode=0o755, parents=True)
         sh(["apt-get", "download", f"{package}={version}"], cwd=str(self.dir))
         debs = list(self.dir.glob(f"{package}_*.deb"))
         assert len(debs) == 1, debs
@@ -430,8 +441,10 @@ class LocalRepo:
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.list_file.unlink()
-        mangled = str(self.dir).strip("/").replace("/", "_")
-        for f in glob.glob(f"/var/lib/apt/lists/*{mangled}*"):
+        # apt names list files after the URI, "/" as "_" and "_" escaped as "%5f".
+        mangled = str(self.dir).strip("/").replace("_", "*").replace("/", "_")
+        for f in glob.glob(f"/var/lib/apt/lists/*{mangled}*") + glob.glob(
+                f"/var/lib/apt/lists/partial/*{mangled}*"):
             with contextlib.suppress(OSError):
                 os.unlink(f)
 
@@ -450,9 +463,11 @@ class Estate:
     repo: LocalRepo | None = None
     # What the machine looked like.
     packages_before: dict[str, str] = field(default_factory=dict)
+    installed_by_us: list[str] = field(default_factory=list)
+    config_only_before: set[str] = field(default_factory=set)
     holds_before: set[str] = field(default_factory=set)
     created_run_containerd: list[str] = field(default_factory=list)
-    lock_fd: int | None = None
+    lock: socket.socket | None = None
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -464,18 +479,22 @@ class Estate:
         if os.geteuid() != 0:
             raise EstateError("the host tests install Debian packages and start containerd: "
                               "run them as root")
-        lock_fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        # The lock is a socket in the abstract namespace: held while bound, released when this
+        # process exits however it exits, and it leaves no file behind.
+        lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = time.monotonic() + 1800
         while True:
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.bind(LOCK_NAME)
                 break
-            except BlockingIOError:
+            except OSError:
                 if time.monotonic() > deadline:
-                    raise EstateError(f"another test session holds {LOCK_FILE}") from None
+                    lock.close()
+                    raise EstateError("another test session holds the containerd estate "
+                                      "(abstract socket @pitstop-hosts-tests)") from None
                 time.sleep(1)
         est = cls(Path(tempfile.mkdtemp(prefix="pitstop-hosts-")))
-        est.lock_fd = lock_fd
+        est.lock = lock
         try:
             est._setup()
         except BaseException:
@@ -485,16 +504,24 @@ class Estate:
 
     def _setup(self) -> None:
         self.packages_before = dpkg_installed()
+        self.config_only_before = dpkg_config_only()
         self.holds_before = holds()
-        for d in ("/run/containerd/s", "/run/containerd"):
+        for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
+                  "/run/containerd"):
             if not os.path.exists(d):
                 self.created_run_containerd.append(d)
         missing = [p for p in PACKAGES if p not in self.packages_before]
         if missing or len(madison("containerd")) == 0:
             sh([*APT, "update"])
         if missing:
+            # Exactly what this install adds (other sessions may install packages meanwhile:
+            # those are not ours to remove).
+            plan = sh([*APT, "-s", "--no-install-recommends", "install", *missing]).stdout
+            before = set(dpkg_installed())
+            self.installed_by_us = sorted(
+                {m.group(1) for m in re.finditer(r"(?m)^Inst (\S+)", plan)} - before)
             apt_install(*missing)
-            self.notes.append(f"installed {' '.join(missing)}")
+            self.notes.append(f"installed {' '.join(self.installed_by_us)}")
         self.offered = madison("containerd")
         if not self.offered:
             raise EstateError("apt offers no containerd build")
@@ -540,9 +567,9 @@ class Estate:
         step("/run/containerd", self._remove_run_dirs)
         if os.environ.get("PITSTOP_TEST_KEEP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
         if errors:
             raise EstateError("tear-down left work undone: " + "; ".join(errors))
 
@@ -560,9 +587,19 @@ class Estate:
         original = self.packages_before.get("containerd")
         if original is not None and installed_version() != original:
             apt_install(f"containerd={original}")
-        added = sorted(set(dpkg_installed()) - set(self.packages_before))
-        if added:
-            sh([*APT, "purge", *added])
+        ours = [p for p in self.installed_by_us if p in dpkg_installed()]
+        safe = self._safe_to_purge(ours)
+        # A package that was removed with its configuration files left ("rc") goes back to
+        # that state; one dpkg did not know is purged.
+        rc = self.config_only_before
+        if [p for p in safe if p not in rc]:
+            sh([*APT, "purge", *[p for p in safe if p not in rc]])
+        if [p for p in safe if p in rc]:
+            sh([*APT, "remove", *[p for p in safe if p in rc]])
+        kept = sorted(set(ours) - set(safe))
+        if kept:
+            print(f"estate: left installed (other packages installed meanwhile need them): "
+                  f"{' '.join(kept)}")
         # A package the session upgraded as a dependency goes back too.
         now = dpkg_installed()
         changed = [f"{p}={v}" for p, v in self.packages_before.items()
@@ -570,7 +607,29 @@ class Estate:
         if changed:
             apt_install(*changed)
 
+    @staticmethod
+    def _safe_to_purge(packages: list[str]) -> list[str]:
+        """Those of ``packages`` whose purge removes nothing but ``packages``: a package
+        another session installed meanwhile may depend on one of them."""
+
+        def removes(pkgs: list[str]) -> set[str]:
+            out = sh([*APT, "-s", "purge", *pkgs]).stdout
+            return {m.group(1) for m in re.finditer(r"(?m)^(?:Purg|Remv) (\S+)", out)}
+
+        allowed = set(packages)
+        if not packages or removes(packages) <= allowed:
+            return list(packages)
+        safe = [p for p in packages if removes([p]) <= allowed]
+        return safe if removes(safe) <= allowed else []
+
     def _remove_run_dirs(self) -> None:
+        left = []
         for d in self.created_run_containerd:  # children first
-            with contextlib.suppress(OSError):
+            if not os.path.isdir(d):
+                continue
+            try:
                 os.rmdir(d)
+            except OSError:
+                left.append(f"{d}: {sorted(os.listdir(d))}")
+        if left:
+            raise EstateError(f"left in /run: {'; '.join(left)}")

@@ -186,16 +186,18 @@ def make_cluster(etcd_binaries: dict[str, Path]) -> Iterator[MakeCluster]:
 
     atexit.register(cleanup)  # a test run interrupted between setup and teardown
 
-    def make(version: str = OLD, members: int = 3) -> LiveCluster:
+    def make(version: str = OLD, members: int = 3,
+             control: Callable[[Path], LocalProcessControl] = LocalProcessControl,
+             quota_backend_bytes: int = 2 * 1024**3) -> LiveCluster:
         root = Path(tempfile.mkdtemp(prefix="pitstop-etcd-"))
         ports = free_ports(2 * members)
         ms = tuple(EtcdMember(f"etcd-{i}", f"http://127.0.0.1:{ports[2 * i - 2]}",
                               f"http://127.0.0.1:{ports[2 * i - 1]}", root / "data" / f"etcd-{i}")
                    for i in range(1, members + 1))
         cluster = EtcdCluster("test", ms, dict(etcd_binaries), token=f"pitstop-{root.name}",
-                              ctl_version=NEW)
-        control = LocalProcessControl(root / "run")
-        live = LiveCluster(EtcdActuator(cluster, control), control, root)
+                              quota_backend_bytes=quota_backend_bytes, ctl_version=NEW)
+        ctl = control(root / "run")
+        live = LiveCluster(EtcdActuator(cluster, ctl), ctl, root)
         live.actuator.on_event = lambda text: live.events.append((time.monotonic(), text))
         made.append(live)
         live.actuator.start_cluster(version)
@@ -255,12 +257,12 @@ class Writer(threading.Thread):
         self.acked: list[tuple[float, str]] = []
         self.failures = 0
         self.last_error = ""
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         start = time.monotonic()
         n, ep = 0, 0
-        while (not self._stop.is_set() and n < self.max_puts
+        while (not self._halt.is_set() and n < self.max_puts
                and time.monotonic() - start < self.max_seconds):
             key = f"{self.prefix}{n:06d}"
             t = time.monotonic()
@@ -278,7 +280,7 @@ class Writer(threading.Thread):
             ep += 1
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
 
     def longest_gap(self, start: float, end: float) -> float:

@@ -100,10 +100,26 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     run2, twin2 = start_run(fixed, plan_ok, policy, runs_dir, seed=seed, start=now,
                             faults=None, mode="rehearse")
     r2 = execute(run2, twin2)
+    approvals: list[str] = []
+    while r2.status == "paused" and "approval" in r2.reason:
+        # production waits for its approvers; the demo plays the change board
+        waiting = next(st for st in run2.journal.steps() if st.status == "pending"
+                       and any(p.id == st.step_id and p.requires_approval
+                               for p in plan_ok.steps))
+        need = next(a for a in plan_ok.approvals
+                    if waiting.step_id.startswith(a.cluster + "/"))
+        for who in need.approvers[:need.required]:
+            run2.journal.approve(waiting.step_id, who, twin2.clock.now())
+            run2.audit.append(run2.run_id, who, "approve", "demo: change board approves",
+                              waiting.step_id, at=twin2.clock.now())
+        approvals.append(f"{need.cluster}: approved by {', '.join(need.approvers)}")
+        say(f"   paused for approval of {need.cluster}; approved by "
+            f"{', '.join(need.approvers[:need.required])}; resuming")
+        r2 = execute(run2, twin2)
     data = report_data(run2, twin2, r2, title="pitstop demo — example fleet upgrade",
                        stories=stories)
     s = data["summary"]
-    lines = [f"result: {r2.status} — {r2.reason}",
+    lines = [*approvals, f"result: {r2.status} — {r2.reason}",
              f"{r2.steps_done}/{r2.steps_total} steps; virtual makespan "
              f"{s['makespanSeconds'] / 3600:.1f} h (maintenance windows included); "
              f"{s['evictions']} evictions, {s['refusals429']} refused by a PDB and retried"]

@@ -244,7 +244,8 @@ class RuntimeActuator(Protocol):
 
     def snapshot(self, host: Host) -> Snapshot: ...
 
-    def upgrade(self, host: Host, target: str) -> StepResult: ...
+    def upgrade(self, host: Host, target: str, *,
+                facts: RuntimeFacts | None = None) -> StepResult: ...
 
     def verify(self, host: Host, before: Snapshot, target: str,
                post_checks: Sequence[PostCheck] = ()) -> Verification: ...
@@ -547,8 +548,9 @@ class ContainerdActuator:
                 f"offered by apt, so a failed upgrade could not be rolled back.",
                 "keep the installed build available (a local repository or apt cache) "
                 "before upgrading."))
-        if build is not None:
-            out += self._catalog_checks(facts, build)
+        # The catalog checks read the release number, so they run even for a build apt does
+        # not offer: the person fixing the repository learns about the configuration too.
+        out += self._catalog_checks(facts, build or target)
         return out
 
     def _catalog_checks(self, facts: RuntimeFacts, build: str) -> list[Problem]:
@@ -655,9 +657,12 @@ class ContainerdActuator:
         return time.monotonic() - started
 
     def upgrade(self, host: Host, target: str,
-                action: Literal["upgrade", "rollback"] = "upgrade") -> StepResult:
+                action: Literal["upgrade", "rollback"] = "upgrade",
+                facts: RuntimeFacts | None = None) -> StepResult:
+        """``facts`` may be passed when they were read just before (saves a round of
+        queries); otherwise they are read here."""
         started = time.monotonic()
-        facts = self.facts(host)
+        facts = facts if facts is not None else self.facts(host)
         errors = [p for p in self.check(facts, target) if p.severity is Severity.ERROR]
         if errors:
             raise UpgradeRefused(host.name, errors)
@@ -803,7 +808,7 @@ def upgrade_runtime(actuator: RuntimeActuator, host: Host, target: str, *,
     verification: Verification | None = None
     error = ""
     try:
-        step = actuator.upgrade(host, target)
+        step = actuator.upgrade(host, target, facts=facts)
         verification = actuator.verify(host, before, target, post_checks)
     except HostError as exc:
         error = str(exc)

@@ -13,8 +13,11 @@ The pieces
   for etcd 3.5 and later, ``etcdutl``. Every call is separate and idempotent, so a backend can
   drive it through ``start``/``poll``: :meth:`~EtcdActuator.snapshot` reuses a snapshot that is
   already there and verifies, :meth:`~EtcdActuator.begin_member_upgrade` does nothing to a member
-  already running the target version, :meth:`~EtcdActuator.member_upgrade_state` only reads.
+  already running the target version, :meth:`~EtcdActuator.member_upgrade_state` only reads
+  (and writes the probe key), :meth:`~EtcdActuator.next_member` says which member is next.
   :meth:`~EtcdActuator.upgrade` strings them together with the gates in between.
+  :meth:`~EtcdActuator.restore` is one blocking call (seconds for small clusters), idempotent
+  too: a backend runs it in a worker and polls that.
 
 Time stamps in reports are :func:`time.monotonic` seconds, so callers can line them up with
 their own measurements.
@@ -46,15 +49,19 @@ Snapshot verification (:meth:`EtcdActuator.verify_snapshot`)
 * the values recorded when it was saved (sha256, hash, revision) still match;
 * a trial restore into a scratch directory succeeds (then the scratch directory is removed).
 
-Any failure raises :class:`SnapshotVerificationError`; nothing is changed.
+Any failure raises :class:`SnapshotVerificationError`; nothing is changed (a snapshot that
+fails right after it was saved is renamed ``*.rejected`` and kept for inspection).
+
+The probe key (``/pitstop/etcd-probe``, outside Kubernetes' ``/registry``) is the only key
+pitstop ever writes: the gates overwrite it to see the raft index advance on every member.
 
 The way back: restore (:meth:`EtcdActuator.restore`)
 ====================================================
 
-etcd does not support downgrading a cluster from 3.5 to 3.4 (neither in place nor by restarting
-members with the old binary: a 3.5 member writes data a 3.4 member does not read back safely).
-The documented, automated way back is to restore the verified snapshot taken before the upgrade
-into a **new** cluster running the **old** version:
+etcd does not support downgrading from 3.5 to 3.4: once every member runs 3.5 the cluster
+version is 3.5, and a 3.4 binary started on such a data directory exits with "cluster cannot be
+downgraded". The documented, automated way back is to restore the verified
+snapshot taken before the upgrade into a **new** cluster running the **old** version:
 
 1. Verify the snapshot again (as above).
 2. For every member, ``snapshot restore`` (``etcdctl`` for 3.4, ``etcdutl`` for 3.5+, from the
@@ -71,7 +78,7 @@ Writes accepted after the snapshot was taken are not in the restored cluster: ta
 as late as possible (the upgrade takes it right before the first member) and, for Kubernetes,
 restart the API servers after a restore so that their caches and watches start over.
 Re-running :meth:`~EtcdActuator.restore` after an interruption reuses data directories it
-already restored (each carries a marker naming the snapshot and the token).
+already restored (a marker beside each names the snapshot and the token).
 """
 
 from __future__ import annotations
@@ -156,7 +163,7 @@ class MemberRejoinError(EtcdError):
                 "To go back, restore the pre-upgrade snapshot into a cluster of the old version "
                 "(EtcdActuator.restore).")
         if log_tail:
-            text += f"\nlast lines of its log:\n{log_tail}"
+            text += f"\nfrom its log:\n{log_tail}"
         super().__init__(text)
 
 
@@ -298,6 +305,9 @@ class MemberControl(Protocol):
     def logs(self, member: EtcdMember, lines: int = 20) -> str: ...
 
 
+_START_MARK = "--- pitstop: starting etcd"
+
+
 class LocalProcessControl:
     """Members as processes of this host: ``<run_dir>/<member>.pid``, ``.json`` (version,
     binary, flags) and ``.log``. Only processes whose pid file this control wrote, and whose
@@ -368,7 +378,7 @@ class LocalProcessControl:
                             f"(pid {cur.pid}) on {cur.data_dir}; stop it first")
         log = self.log_file(member.name).open("ab")
         try:
-            log.write(f"--- pitstop: starting etcd {binaries.version} at "
+            log.write(f"{_START_MARK} {binaries.version} at "
                       f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
             log.flush()
             proc = subprocess.Popen([str(binaries.etcd), *flags], stdout=log,
@@ -390,6 +400,7 @@ class LocalProcessControl:
     def stop_many(self, members: Iterable[EtcdMember], timeout: float = 20.0) -> None:
         """SIGTERM to every running member at once, SIGKILL to those still alive at
         ``timeout``."""
+        members = list(members)
         waiting: list[tuple[EtcdMember, int, str]] = []
         for m in members:
             cur = self.process(m)
@@ -436,7 +447,7 @@ class LocalProcessControl:
                 tail = f.read().decode(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
-        return "\n".join(line[:400] for line in tail)
+        return "\n".join(tail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,7 +585,29 @@ class RestoreReport:
 # The actuator
 
 _ALARMS = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
-_RESTORE_MARKER = ".pitstop-restored.json"
+_RESTORE_MARKER = ".pitstop-restored.json"  # beside the data dir (etcd warns about files in it)
+
+
+def _log_excerpt(log: str, keep: int = 6) -> str:
+    """The lines of an etcd log that say what went wrong (error, panic and fatal entries of its
+    JSON log without their stack traces, Go's ``panic:`` lines), else its last lines."""
+    log = log.rsplit(_START_MARK, 1)[-1]  # the latest start only (LocalProcessControl's logs)
+    picked: list[str] = []
+    for line in log.splitlines():
+        text = line.strip()
+        if text.startswith("{"):
+            with contextlib.suppress(ValueError, AttributeError):
+                entry = json.loads(text)
+                if str(entry.get("level", "")).lower() in ("error", "dpanic", "panic", "fatal"):
+                    extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in (
+                        "level", "ts", "caller", "msg", "stacktrace"))
+                    picked.append(f"{entry['level']}: {entry.get('msg', '')}"
+                                  + (f" ({extra})" if extra else ""))
+                continue
+        if text.startswith("panic:") or " C | " in text or " E | " in text:  # 3.4 capnslog
+            picked.append(text)
+    lines = picked[-keep:] if picked else log.splitlines()[-keep * 2:]
+    return "\n".join(line[:500] for line in lines)
 
 
 def _tail(text: str, n: int = 600) -> str:
@@ -642,31 +675,27 @@ class EtcdActuator:
 
     # -- observation ---------------------------------------------------------------------------
     def _status(self, member: EtcdMember) -> _Status:
-        st = self._ctl([member.client_url], "endpoint", "status", "-w", "json",
-                       timeout=min(self.command_timeout, 3.0))
+        t = min(self.command_timeout, 3.0)
+        st = self._ctl([member.client_url], "endpoint", "status", "-w", "json", timeout=t)
         try:
-            data = json.loads(st.stdout) if st.returncode == 0 else None
-        except ValueError:
-            data = None
-        if not data:
+            s = json.loads(st.stdout)[0]["Status"] if st.returncode == 0 else {}
+            up = _Status(
+                member.name, True, False, version=str(s.get("version", "")),
+                member_id=int(s["header"]["member_id"]), leader_id=int(s.get("leader", 0)),
+                raft_index=int(s.get("raftIndex", 0)),
+                applied_index=int(s.get("raftAppliedIndex", s.get("raftIndex", 0))),
+                revision=int(s["header"].get("revision", 0)), db_size=int(s.get("dbSize", 0)))
+        except (ValueError, LookupError, TypeError, AttributeError):
             return _Status(member.name, False, False, error=_tail(st.stderr or st.stdout, 300))
-        s = data[0]["Status"]
-        hl = self._ctl([member.client_url], "endpoint", "health", "-w", "json",
-                       timeout=min(self.command_timeout, 3.0))
+        hl = self._ctl([member.client_url], "endpoint", "health", "-w", "json", timeout=t)
         healthy, err = False, ""
         try:
             h = json.loads(hl.stdout)
             healthy = bool(h and h[0].get("health"))
             err = str(h[0].get("error", "")) if h else ""
-        except ValueError:
+        except (ValueError, LookupError, AttributeError):
             err = _tail(hl.stderr, 300)
-        return _Status(
-            member.name, True, healthy, version=str(s.get("version", "")),
-            member_id=int(s["header"]["member_id"]), leader_id=int(s.get("leader", 0)),
-            raft_index=int(s.get("raftIndex", 0)),
-            applied_index=int(s.get("raftAppliedIndex", s.get("raftIndex", 0))),
-            revision=int(s["header"].get("revision", 0)), db_size=int(s.get("dbSize", 0)),
-            error=err)
+        return replace(up, healthy=healthy, error=err)
 
     def _statuses(self) -> list[_Status]:
         with ThreadPoolExecutor(max_workers=len(self.cluster.members)) as pool:
@@ -896,7 +925,13 @@ class EtcdActuator:
         meta["sha256"] = checked[0] if checked else None
         _meta_path(path).write_text(json.dumps(meta, indent=1))
         os.replace(part, path)
-        snap = self.verify_snapshot(path)
+        try:
+            snap = self.verify_snapshot(path)
+        except SnapshotVerificationError:
+            # kept for inspection, out of the way: a re-run takes a new one
+            for f in (path, _meta_path(path)):
+                os.replace(f, f.with_name(f.name + ".rejected"))
+            raise
         self._event(f"snapshot {path} saved from {member.name} and verified: revision "
                     f"{snap.revision}, {snap.total_keys} bbolt keys, hash {snap.hash}")
         return snap
@@ -922,27 +957,36 @@ class EtcdActuator:
 
     def member_upgrade_state(self, name: str, version: str, *,
                              catch_up: float = 5.0) -> MemberStep:
-        """Read-only: RUNNING until ``name`` answers healthy at ``version``, sees a leader, has
-        no alarm and applied a probe write (caught up); FAILED if its process exited."""
+        """RUNNING until ``name`` answers healthy at ``version``, sees a leader, has no alarm
+        and applied a probe write (caught up); FAILED if its process exited. Changes nothing
+        but the probe key."""
         member = self.cluster.member(name)
-        proc = self.control.process(member)
-        if proc is not None and not proc.running and proc.version == version:
-            code = f" with code {proc.exit_code}" if proc.exit_code is not None else ""
-            return MemberStep(name, OperationState.FAILED,
-                              f"its etcd {version} process exited{code}")
-        statuses, obs, _, _ = self._observe()
-        s = next(x for x in statuses if x.name == name)
+
+        def exited() -> MemberStep | None:
+            proc = self.control.process(member)
+            if proc is not None and not proc.running and proc.version == version:
+                code = f" with code {proc.exit_code}" if proc.exit_code is not None else ""
+                return MemberStep(name, OperationState.FAILED,
+                                  f"its etcd {version} process exited{code}")
+            return None
+
+        if (failed := exited()) is not None:
+            return failed
+        s = self._status(member)  # this member first: the others only once it answers
         if not s.reachable:
-            return MemberStep(name, OperationState.RUNNING, f"not answering yet ({s.error})")
+            return exited() or MemberStep(name, OperationState.RUNNING,
+                                          f"not answering yet ({s.error})")
         if s.version != version:
             return MemberStep(name, OperationState.RUNNING, f"answers as {s.version}")
         if not s.healthy:
             return MemberStep(name, OperationState.RUNNING, f"not healthy yet ({s.error})")
         if s.leader_id == 0:
             return MemberStep(name, OperationState.RUNNING, "sees no leader yet")
+        statuses, obs, _, alarm_error = self._observe()
         o = next(x for x in obs if x.name == name)
-        if o.alarms:
-            return MemberStep(name, OperationState.RUNNING, f"alarms {', '.join(o.alarms)}")
+        if o.alarms or alarm_error:
+            return MemberStep(name, OperationState.RUNNING,
+                              f"alarms {', '.join(o.alarms)}" if o.alarms else alarm_error)
         problems = self._probe([member], statuses, catch_up)
         if problems:
             return MemberStep(name, OperationState.RUNNING, "; ".join(problems))
@@ -964,8 +1008,8 @@ class EtcdActuator:
         if step.state is not OperationState.SUCCEEDED:
             reason = step.message if step.state is OperationState.FAILED else (
                 f"not healthy and caught up within {timeout:g}s (last: {step.message})")
-            raise MemberRejoinError(name, version, reason,
-                                    self.control.logs(self.cluster.member(name), 15))
+            raise MemberRejoinError(name, version, reason, _log_excerpt(
+                self.control.logs(self.cluster.member(name), 300)))
         return step
 
     # -- the rolling upgrade -------------------------------------------------------------------
@@ -988,13 +1032,9 @@ class EtcdActuator:
         done: list[MemberUpgrade] = []
         while True:
             statuses = self._statuses()
-            todo = [s for s in statuses if s.version != version]
-            if not todo:
+            nxt = self._next(statuses, version)
+            if nxt is None:
                 break
-            # a member interrupted mid-upgrade first, then followers, the leader last
-            todo.sort(key=lambda s: (not (not s.reachable and self._mid_upgrade(s.name, version)),
-                                     s.is_leader))
-            nxt = todo[0]
             resuming = not nxt.reachable and self._mid_upgrade(nxt.name, version)
             gate = self.gate(exclude=[nxt.name] if resuming else [], catch_up=catch_up)
             if not gate.ok:
@@ -1017,6 +1057,18 @@ class EtcdActuator:
                    if m.name not in names]
         return UpgradeReport(version, snap, (*done, *skipped), t0, time.monotonic())
 
+    def next_member(self, version: str) -> str | None:
+        """The member to upgrade to ``version`` next, or None when all run it: one interrupted
+        mid-upgrade first, then followers, the leader last (read now: leadership moves)."""
+        nxt = self._next(self._statuses(), version)
+        return nxt.name if nxt else None
+
+    def _next(self, statuses: Sequence[_Status], version: str) -> _Status | None:
+        todo = [s for s in statuses if s.version != version]
+        todo.sort(key=lambda s: (not (not s.reachable and self._mid_upgrade(s.name, version)),
+                                 s.is_leader))
+        return todo[0] if todo else None
+
     def _mid_upgrade(self, name: str, version: str) -> bool:
         proc = self.control.process(self.cluster.member(name))
         return proc is not None and not proc.running
@@ -1037,7 +1089,8 @@ class EtcdActuator:
         members = list(self.cluster.members if members is None else members)
         if not members:
             return
-        leaders = {s.name for s in self._statuses() if s.is_leader}
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            leaders = {s.name for s in pool.map(self._status, members) if s.is_leader}
         self.control.stop_many([m for m in members if m.name not in leaders])
         self.control.stop_many([m for m in members if m.name in leaders])
 
@@ -1054,8 +1107,9 @@ class EtcdActuator:
             if exited or time.monotonic() > deadline:
                 why = (f"members exited: {', '.join(exited)}" if exited
                        else f"not healthy within {timeout:g}s")
-                logs = "\n".join(f"[{n}] {self.control.logs(self.cluster.member(n), 8)}"
-                                 for n in exited)
+                logs = "\n".join(
+                    f"[{n}] {_log_excerpt(self.control.logs(self.cluster.member(n), 300), 3)}"
+                    for n in exited)
                 raise EtcdError(f"etcd cluster {self.cluster.name} at {version}: {why}: "
                                 + "; ".join((*g.problems, *wrong)) + (f"\n{logs}" if logs else ""))
             time.sleep(0.2)
@@ -1075,15 +1129,15 @@ class EtcdActuator:
                                f"it into etcd {version} is not the way back")
         old = self.cluster
         new_token = token or f"{old.token.split('-restored-')[0]}-restored-{snap.sha256[:12]}"
-        if new_token == old.token:
-            raise RestoreError("the restored cluster needs a new cluster token")
         data_root = Path(data_root)
         new_members = tuple(replace(m, data_dir=data_root / m.name) for m in old.members)
+        if new_token == old.token and new_members != old.members:
+            raise RestoreError("the restored cluster needs a new cluster token")
         new = replace(old, members=new_members, token=new_token)
         tool, tool_name = self._snapshot_tool(version)
         marker = {"snapshot": snap.sha256, "token": new_token}
         for m in new_members:
-            mark = m.data_dir / _RESTORE_MARKER
+            mark = m.data_dir.with_name(m.data_dir.name + _RESTORE_MARKER)
             if mark.exists():
                 with contextlib.suppress(OSError, ValueError):
                     if json.loads(mark.read_text()) == marker:
@@ -1112,6 +1166,7 @@ class EtcdActuator:
         self._event(f"stopping the old members: {', '.join(m.name for m in stale) or 'none'}")
         self.stop_members(stale)
         self.cluster = new
+        self._event(f"starting the restored members with etcd {version}")
         for m in new_members:
             self.control.start(m, binaries, new.flags(m))
         try:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,12 +172,13 @@ def _f(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def _fit(text: str, width: float) -> str:
-    """Cut ``text`` to fit ``width`` units, marking the cut."""
+def _fit(text: str, width: float, min_room: int = 2) -> str:
+    """Cut ``text`` to fit ``width`` units, marking the cut (or nothing, if fewer than
+    ``min_room`` characters would fit)."""
     room = int(width / _CHAR_W)
     if len(text) <= room:
         return text
-    return text[: max(room - 1, 0)] + "…" if room > 1 else ""
+    return text[: room - 1] + "…" if room >= min_room else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +341,7 @@ def _summary(data: Mapping[str, Any], clock: _Clock) -> str:
         makespan = clock.span
     done_steps = sum(1 for s in steps if s.get("status") == "done")
     node_keys = {(_str(n.get("cluster")), _str(n.get("node"))) for n in nodes}
-    bad_nodes = sum(1 for n in nodes if n.get("outcome") in {"failed", "blocked", "rollback"})
+    trouble = Counter(_str(n.get("outcome")) for n in nodes if n.get("outcome") != "done")
     evictions = _num(summary.get("evictions"))
     refusals = _num(summary.get("refusals429"))
     mins = _min_availability(data)
@@ -354,8 +356,9 @@ def _summary(data: Mapping[str, Any], clock: _Clock) -> str:
     cards = [
         card("makespan", _duration(makespan)),
         card("steps done", f"{done_steps} / {len(steps)}"),
-        card("nodes", str(len(node_keys)), f"{bad_nodes} bar(s) not done" if bad_nodes else "",
-             "warn" if bad_nodes else ""),
+        card("nodes", str(len(node_keys)),
+             " · ".join(f"{n} {o or '?'}" for o, n in sorted(trouble.items())),
+             "warn" if trouble else ""),
         card("evictions", "—" if evictions is None else f"{evictions:,.0f}"),
         card("429 refusals", "—" if refusals is None else f"{refusals:,.0f}",
              "PDB said not now", "warn" if refusals else ""),
@@ -473,7 +476,7 @@ def _gantt_steps(data: Mapping[str, Any], clock: _Clock) -> str:
             rows.append(f'<g class="step"><rect class="sbar s-{cls}{open_end}" x="{_f(x0)}" '
                         f'y="{_f(by)}" width="{_f(x1 - x0)}" height="{_STEP_ROW - 8}" rx="3"/>'
                         f"<title>{_e(tip)}</title></g>")
-            text = _fit(label, x1 - x0 - 8)
+            text = _fit(label, x1 - x0 - 8, min_room=6)
             if text:
                 rows.append(f'<text class="barlabel" x="{_f(x0 + 4)}" y="{_f(by + 12)}">'
                             f"{_e(text)}</text>")
@@ -578,9 +581,9 @@ def _gantt_nodes(data: Mapping[str, Any], clock: _Clock) -> str:
                 tip = (f"drain stalled {_duration(secs)} at {clock.rel(at)}\n"
                        f"pods: {', '.join(map(str, _list(sd.get('pods')))) or '—'}\n"
                        f"PDBs: {', '.join(map(str, _list(sd.get('pdbs')))) or '—'}")
-                parts.append(f'<line class="stallmark" x1="{_f(x0)}" y1="{_f(y + _NODE_ROW - 1)}" '
-                             f'x2="{_f(x1)}" y2="{_f(y + _NODE_ROW - 1)}"><title>{_e(tip)}'
-                             "</title></line>")
+                mid = y + _NODE_ROW / 2
+                parts.append(f'<line class="stallmark" x1="{_f(x0)}" y1="{_f(mid)}" '
+                             f'x2="{_f(x1)}" y2="{_f(mid)}"><title>{_e(tip)}</title></line>')
             y += _NODE_ROW
         y += 4
     total = y
@@ -658,11 +661,18 @@ def _availability_chart(name: str, series: list[Any], floor: float | None, clock
                    f'text-anchor="end">{v}</text>'
                    f'<line class="grid" x1="{_f(x0)}" y1="{_f(sy(v))}" x2="{_f(x1)}" '
                    f'y2="{_f(sy(v))}"/>')
-    for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
-        t = clock.t0 + frac * clock.span
-        svg.append(f'<text class="xtick" x="{_f(sx(t))}" y="{_f(y1 + 13)}" '
-                   f'text-anchor="{anchor}">{_e(clock.rel(t, with_seconds=clock.span < 600))}'
-                   "</text>")
+    if floor is not None and 0 < floor < top:
+        svg.append(f'<text class="ytick floortick" x="{_f(x0 - 4)}" y="{_f(sy(floor) + 3.5)}" '
+                   f'text-anchor="end">{floor:.0f}</text>')
+    step = _tick_step(clock.span, most=4)
+    k = 0
+    while k * step <= clock.span + 1e-9:
+        x = sx(clock.t0 + k * step)
+        anchor = "start" if k == 0 else ("end" if x > x1 - 12 else "middle")
+        svg.append(f'<line class="grid" x1="{_f(x)}" y1="{_f(y0)}" x2="{_f(x)}" y2="{_f(y1)}"/>'
+                   f'<text class="xtick" x="{_f(x)}" y="{_f(y1 + 13)}" text-anchor="{anchor}">'
+                   f"{_e(format_clock(k * step, with_seconds=step < 60))}</text>")
+        k += 1
     if area:
         svg.append(f'<path class="ready-area" d="{area}"/>')
     if desired:
@@ -736,15 +746,16 @@ def _gates(data: Mapping[str, Any], clock: _Clock) -> str:
         mark = "⚠ " if cls == "error" else ""
         at = clock.rel(_num(g.get("at")))
         rows.append(f'<tr class="gate g-{cls}"><td class="num mono">{_e(at)}</td>'
-                    f'<td class="mono">{_e(g.get("step"))}</td><td>{_e(g.get("gate"))}</td>'
+                    f'<td class="mono nw">{_e(g.get("step"))}</td><td>{_e(g.get("gate"))}</td>'
                     f'<td><span class="phase ph-{cls}">{mark}{_e(phase or "?")}</span></td>'
                     f'<td class="msg">{_e(g.get("message"))}</td></tr>')
     return (f'<section id="gates"><h2>Gates</h2><p class="hint">'
             f'<span class="phase ph-failed">Failed</span> the check ran and said no · '
             f'<span class="phase ph-error">⚠ Error</span> the check itself broke · '
             f'<span class="phase ph-inconclusive">Inconclusive</span> could not tell</p>'
-            f"{_capped(rows, 'gate results')}<table class=\"list\"><thead><tr><th>at</th>"
-            f"<th>step</th><th>gate</th><th>phase</th><th>message</th></tr></thead><tbody>"
+            f"{_capped(rows, 'gate results')}<table class=\"list\"><thead><tr>"
+            '<th class="num">at</th><th>step</th><th>gate</th><th>phase</th><th>message</th>'
+            "</tr></thead><tbody>"
             f"{''.join(rows[:MAX_TABLE_ROWS])}</tbody></table></section>")
 
 
@@ -758,9 +769,10 @@ def _steps_table(data: Mapping[str, Any], clock: _Clock) -> str:
         cls = status if status in _STEP_STATUS else "unknown"
         start, end = _num(s.get("start")), _num(s.get("end"))
         dur = _duration(end - start) if start is not None and end is not None else "—"
-        rows.append(f'<tr><td class="mono">{_e(s.get("id"))}</td><td>{_e(s.get("wave"))}</td>'
-                    f'<td>{_e(s.get("cluster"))}</td><td>{_e(s.get("phase"))}</td>'
-                    f'<td>{_e(s.get("component"))}</td><td class="mono">{_e(s.get("from"))} → '
+        rows.append(f'<tr><td class="mono nw">{_e(s.get("id"))}</td><td>{_e(s.get("wave"))}</td>'
+                    f'<td class="nw">{_e(s.get("cluster"))}</td>'
+                    f'<td class="nw">{_e(s.get("phase"))}</td>'
+                    f'<td>{_e(s.get("component"))}</td><td class="mono nw">{_e(s.get("from"))} → '
                     f'{_e(s.get("to"))}</td><td><span class="pill s-{cls}">{_e(status or "?")}'
                     f'</span></td><td class="num mono">{_e(clock.rel(start))}</td>'
                     f'<td class="num">{_e(dur)}</td>'
@@ -769,7 +781,8 @@ def _steps_table(data: Mapping[str, Any], clock: _Clock) -> str:
     return (f'<section id="steps"><details{opened}><summary><h2>Steps ({len(steps)})</h2>'
             f"</summary>{_capped(rows, 'steps')}<table class=\"list\"><thead><tr><th>id</th>"
             f"<th>wave</th><th>cluster</th><th>phase</th><th>component</th><th>version</th>"
-            f"<th>status</th><th>start</th><th>took</th><th>reason</th></tr></thead><tbody>"
+            f'<th>status</th><th class="num">start</th><th class="num">took</th>'
+            f"<th>reason</th></tr></thead><tbody>"
             f"{''.join(rows[:MAX_TABLE_ROWS])}</tbody></table></details></section>")
 
 
@@ -787,7 +800,8 @@ def _incidents(data: Mapping[str, Any], clock: _Clock) -> str:
             f'<td class="mono">{_e(", ".join(map(str, _list(s.get("pdbs")))))}</td></tr>'
             for s in stalls[:MAX_TABLE_ROWS])
         st = (f"{_capped([''] * len(stalls), 'stalls')}<table class=\"list\"><thead><tr>"
-              "<th>node</th><th>at</th><th>stalled for</th><th>pods waiting</th>"
+              '<th>node</th><th class="num">at</th><th class="num">stalled for</th>'
+              "<th>pods waiting</th>"
               f"<th>PDBs in the way</th></tr></thead><tbody>{rows}</tbody></table>")
     else:
         st = '<p class="muted">None.</p>'
@@ -840,8 +854,9 @@ background:#f5f3ff}
 table{border-collapse:collapse;width:100%}
 th{text-align:left;font-weight:600;color:#374151;border-bottom:2px solid var(--line);
 padding:5px 8px;font-size:12.5px}
-td{border-bottom:1px solid var(--line);padding:4px 8px;vertical-align:top}
-td.num{text-align:right;white-space:nowrap}td.msg{color:#374151}
+td{border-bottom:1px solid var(--line);padding:4px 8px;vertical-align:baseline}
+td.num,th.num{text-align:right;white-space:nowrap}
+td.nw{white-space:nowrap}td.msg{color:#374151}
 table.mini{width:auto;margin-top:12px}table.mini caption{text-align:left;color:var(--muted);
 font-size:12px;padding-bottom:2px}table.mini td{padding:2px 10px 2px 0}
 .story{border-left:3px solid #c7d2fe;padding:2px 0 2px 12px;margin:0 0 12px}
@@ -864,7 +879,7 @@ svg text{font-family:"DejaVu Sans",system-ui,sans-serif;font-size:11px;fill:#374
 .gmark.g-successful{fill:#bbf7d0;stroke:#14532d}
 .gmark.g-failed{fill:#fecaca;stroke:#7f1d1d}.gmark.g-error{fill:#facc15;stroke:#111827}
 .gmark.g-inconclusive{fill:#fde68a;stroke:#78350f}.gmark.g-running{fill:#bfdbfe}
-.stallmark{stroke:#f97316;stroke-width:3;stroke-linecap:round}
+.stallmark{stroke:#f97316;stroke-width:4}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;color:#4b5563;margin:2px 0 6px}
 .legend span{display:inline-flex;align-items:center;gap:5px}
 .sw{display:inline-block;width:14px;height:10px;border-radius:2px}
@@ -890,14 +905,15 @@ svg.avail-chart{width:100%;height:auto;display:block}
 .desired{fill:none;stroke:#9ca3af;stroke-width:1.2}
 .floor{stroke:var(--failed);stroke-width:1.4;stroke-dasharray:5 3}
 .lowdot{fill:#1e3a8a}
+.floortick{fill:var(--failed)}
 .phase,.pill{display:inline-block;border-radius:4px;padding:0 7px;font-size:12px;font-weight:600;
 white-space:nowrap}
 .ph-successful{background:#dcfce7;color:#166534}
 .ph-failed{background:var(--failed);color:#fff}
-.ph-error{background:var(--error);color:#facc15;outline:2px dashed #facc15;outline-offset:-2px}
+.ph-error{background:var(--error);color:#fde047}
 .ph-inconclusive{background:#fef3c7;color:#92400e}.ph-running{background:#dbeafe;color:#1e40af}
 .ph-unknown{background:#e5e7eb}
-tr.g-error td{background:#fefce8}tr.g-failed td{background:#fef2f2}
+tr.g-error td{background:#f3f4f6}tr.g-failed td{background:#fef2f2}
 .pill.s-done{background:#dcfce7;color:#166534}.pill.s-failed{background:#fee2e2;color:#991b1b}
 .pill.s-rolled-back{background:#ede9fe;color:#5b21b6}.pill.s-paused{background:#fef3c7;
 color:#92400e}.pill.s-running{background:#dbeafe;color:#1e40af}

@@ -56,9 +56,8 @@ def budget_status(pdb: PdbState, wanted: Callable[[WorkloadState], int], *,
     elif isinstance(pdb.min_available, int):
         expected = sum(len(w.pods) for w in pdb.workloads)
         desired = pdb.min_available
-    else:
-        assert pdb.min_available is not None  # the fleet model requires one of the two
+    else:  # minAvailable as a percentage (the fleet model requires one of the two fields)
         expected = sum(wanted(w) for w in pdb.workloads)
-        desired = resolve_int_or_percent(pdb.min_available, expected, round_up=True)
+        desired = resolve_int_or_percent(pdb.min_available or 0, expected, round_up=True)
     allowed_now = 0 if blocked else max(0, healthy - desired)
     return BudgetStatus(expected, healthy, desired, allowed_now)

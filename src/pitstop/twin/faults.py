@@ -9,11 +9,8 @@ document saved with the twin, so a resumed twin decides the same way.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from pitstop.config import load_documents
-from pitstop.errors import ConfigError, ConfigProblem
 from pitstop.model import (
     ApiserverLatency,
     CanaryErrorRate,
@@ -25,7 +22,7 @@ from pitstop.model import (
 )
 from pitstop.twin.state import NodeState
 
-__all__ = ["FaultBook", "SimulatedCrash", "load_fault_scenario"]
+__all__ = ["FaultBook", "SimulatedCrash"]
 
 
 class SimulatedCrash(BaseException):
@@ -37,33 +34,17 @@ class SimulatedCrash(BaseException):
     """
 
 
-def load_fault_scenario(path: str | Path) -> FaultScenario:
-    """Read and validate a scenario file (errors name file, line and field)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(p), None, "", f"cannot read: {exc}.",
-                                         "check the path given to --faults.")]) from None
-    found = [o for o in load_documents(text, str(p)) if isinstance(o, FaultScenario)]
-    if len(found) != 1:
-        raise ConfigError([ConfigProblem(str(p), None, "kind",
-                                         f"expected one FaultScenario, found {len(found)}.",
-                                         "put exactly one `kind: FaultScenario` in the file.")])
-    return found[0]
-
-
 def _applies(fault: Any, cluster: str) -> bool:
     return fault.cluster is None or fault.cluster == cluster
 
 
 class FaultBook:
-    def __init__(self, scenario: FaultScenario | None, state: dict[str, Any] | None = None
-                 ) -> None:
+    def __init__(self, scenario: FaultScenario | None, state: dict[str, Any] | None = None,
+                 *, epoch: float = 0.0) -> None:
         self.scenario = scenario or FaultScenario()
+        self.epoch = epoch  # the twin's start: processCrash.at counts from here
         self.faults = list(self.scenario.spec.faults)
         self.state: dict[str, Any] = state or {"picked": {}, "fired": []}
-        self.dirty = False
 
     # -- nodes -----------------------------------------------------------------------------
     def _picks(self, index: int, fault: NodeNeverReady | RuntimeUpgradeFails, cluster: str,
@@ -79,7 +60,6 @@ class FaultBook:
             return True
         if len(picked) < fault.count:
             picked.append(node.name)
-            self.dirty = True
             return True
         return False
 
@@ -127,16 +107,16 @@ class FaultBook:
     def crash_due(self, now: float, destructive_calls: int) -> int | None:
         """The index of a crash that must fire at the next call, if any."""
         for i, f in self._crashes():
-            if f.at is not None and f.at.total_seconds() <= now:
+            if f.at is not None and self.epoch + f.at.total_seconds() <= now:
                 return i
             if f.after_calls is not None and destructive_calls >= f.after_calls:
                 return i
         return None
 
     def next_crash_time(self) -> float | None:
-        times = [f.at.total_seconds() for _, f in self._crashes() if f.at is not None]
+        times = [self.epoch + f.at.total_seconds() for _, f in self._crashes()
+                 if f.at is not None]
         return min(times) if times else None
 
     def fire(self, index: int) -> None:
         self.state["fired"].append(index)
-        self.dirty = True

@@ -58,8 +58,9 @@ class TwinTimings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TwinTimings:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in data.items() if k in known})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in data.items() if k in known}
+        return cls(**values)
 
 
 def draw(seed: int, *identity: object) -> float:

@@ -110,6 +110,8 @@ class World:
         self.changes = Changes()
         self.last_sample: dict[WorkloadState, tuple[int, int]] = {}
         self._eligible: dict[tuple[str, str | None], list[NodeState]] = {}
+        self.version: dict[str, int] = {}  # bumped at every change of a cluster's nodes or pods
+        self.view_cache: dict[str, Any] = {}  # views.py keeps its observations here
         self._handlers: dict[str, Callable[..., None]] = {
             "pod-ready": self._on_pod_ready,
             "pod-gone": self._on_pod_gone,
@@ -138,6 +140,7 @@ class World:
 
     def touch_node(self, node: NodeState) -> None:
         node.obs = None
+        self.version[node.cluster] = self.version.get(node.cluster, 0) + 1
         self.changes.nodes[(node.cluster, node.name)] = node
 
     def touch_cluster(self, cluster: str) -> None:
@@ -149,6 +152,7 @@ class World:
             pod.workload.available += 1 if now_available else -1
             self.changes.touched.add(pod.workload)
         pod.obs = None
+        self.version[pod.cluster] = self.version.get(pod.cluster, 0) + 1
         self.changes.pods[pod.uid] = (pod.cluster, pod)
 
     def _set(self, pod: PodState, **values: Any) -> None:
@@ -203,22 +207,33 @@ class World:
         self.touch_daemonsets(cluster)
 
     @staticmethod
-    def fits(node: NodeState, pod: PodState) -> bool:
-        if not node.ready or node.unschedulable or node.removing:
-            return False
-        w = pod.workload
+    def has_room(node: NodeState, w: WorkloadState) -> bool:
+        """Room for one more pod of ``w``: pod count, CPU and memory requests."""
         if len(node.pods) >= node.alloc_pods:
             return False
         if node.alloc_cpu and node.used_cpu + w.millicpu > node.alloc_cpu:
             return False
         return not (node.alloc_mem and node.used_mem + w.memory > node.alloc_mem)
 
+    @classmethod
+    def fits(cls, node: NodeState, pod: PodState) -> bool:
+        if not node.ready or node.unschedulable or node.removing:
+            return False
+        return cls.has_room(node, pod.workload)
+
+    def first_fit(self, w: WorkloadState) -> NodeState | None:
+        for node in self.eligible_nodes(w.cluster, w.node_pool):
+            if node.ready and not node.unschedulable and not node.removing \
+                    and self.has_room(node, w):
+                return node
+        return None
+
     def schedule(self, pod: PodState) -> None:
-        for node in self.eligible_nodes(pod.cluster, pod.workload.node_pool):
-            if self.fits(node, pod):
-                self.bind(pod, node)
-                return
-        self.pending[pod.cluster][pod.uid] = pod
+        node = self.first_fit(pod.workload)
+        if node is None:
+            self.pending[pod.cluster][pod.uid] = pod
+        else:
+            self.bind(pod, node)
 
     def room_on(self, node: NodeState) -> None:
         """Room may have appeared on ``node``: place pending pods that fit, oldest first."""
@@ -311,6 +326,7 @@ class World:
             del self.by_name[cluster][(pod.namespace, pod.name)]
         self.pending[cluster].pop(pod.uid, None)
         self.changes.pods[pod.uid] = (cluster, None)
+        self.version[cluster] = self.version.get(cluster, 0) + 1
         self.log(cluster, "sim", "pod-gone", f"{pod.namespace}/{pod.name}", uid=pod.uid)
         node = self.nodes[cluster].get(pod.node) if pod.node else None
         if node is not None:
@@ -395,6 +411,7 @@ class World:
             self.gone(pod)
         del self.nodes[node.cluster][node.name]
         self.changes.nodes[(node.cluster, node.name)] = None
+        self.version[node.cluster] = self.version.get(node.cluster, 0) + 1
         self.nodes_changed(node.cluster)
         self.log(node.cluster, "sim", "node-removed", node.name)
 

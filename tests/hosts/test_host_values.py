@@ -1,0 +1,135 @@
+"""Parts of the host layer that need no estate: Debian version order (against dpkg),
+redaction, and the checks on configuration keys the target line removed."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pitstop.catalog import load_catalog
+from pitstop.hosts import debversion
+from pitstop.hosts.connect import CommandFailed, LocalHost
+from pitstop.hosts.containerd import ContainerdActuator, RuntimeFacts, SystemdDaemon
+from pitstop.hosts.redact import redact
+
+PAIRS = [
+    ("1.6.20~ds1-1+deb12u2", "1.6.20~ds1-1+deb12u3"),
+    ("1.6.20~ds1-1+deb12u3", "1.6.20-1"),
+    ("1.6.20", "1.6.20+b1"),
+    ("1.0~rc1", "1.0"),
+    ("1:0.1", "2.0"),
+    ("1.2.3-1", "1.2.3-1"),
+    ("1.10", "1.9"),
+    ("1.0a", "1.0+"),
+    ("1.0~~", "1.0~"),
+    ("2.0-1", "2.0-1.1"),
+    ("1.6.20~ds1-1+deb12u9", "1.6.20~ds1-1+deb12u10"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), PAIRS)
+def test_debian_order_matches_dpkg(a: str, b: str) -> None:
+    ours = debversion.compare(a, b)
+    if shutil.which("dpkg") is None:
+        pytest.fail("dpkg is needed to check the ordering against the real thing")
+    lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
+    eq = subprocess.run(["dpkg", "--compare-versions", a, "eq", b], check=False).returncode == 0
+    assert ours == (-1 if lt else 0 if eq else 1)
+    assert debversion.compare(b, a) == -ours
+
+
+def test_upstream_part() -> None:
+    assert debversion.upstream("1.6.20~ds1-1+deb12u3") == "1.6.20"
+    assert debversion.upstream("1:1.7.27-1") == "1.7.27"
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("mysql --password hunter2xyz db", "hunter2xyz"),
+    ("export REGISTRY_TOKEN=abcdef123456", "abcdef123456"),
+    ("curl https://bob:pa55word@registry.example/v2/", "pa55word"),
+    ('{"client_secret": "s3cr3tvalue"}', "s3cr3tvalue"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
+     "b3BlbnNzaC1rZXk"),
+])
+def test_redaction_removes_secret_looking_values(text: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out
+    assert "***" in out
+
+
+def test_redaction_keeps_ordinary_commands() -> None:
+    cmd = "apt-get -q -y install containerd=1.6.20~ds1-1+deb12u3"
+    assert redact(cmd) == cmd
+    assert redact("value 0xfeed here", ["0xfeed"]) == "value *** here"
+
+
+def test_secrets_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    host = LocalHost("here", secrets=["tok-4471-zz"])
+    caplog.set_level(logging.DEBUG, logger="pitstop.hosts")
+    with pytest.raises(CommandFailed) as err:
+        host.run("echo using tok-4471-zz >&2; echo password=hunter2xyz >&2; exit 4",
+                 timeout=10, check=True)
+    assert err.value.result.exit_code == 4
+    text = str(err.value) + "\n".join(r.getMessage() for r in caplog.records)
+    assert "tok-4471-zz" not in text and "hunter2xyz" not in text
+    assert "***" in text
+    # The caller still gets the real output on the result.
+    assert "tok-4471-zz" in err.value.result.stderr
+
+
+def _facts(config_keys: set[tuple[str, ...]], version: int = 2) -> RuntimeFacts:
+    return RuntimeFacts(
+        host="n1", runtime="containerd", package="containerd", installed="1.7.24-1",
+        candidates=("2.0.4-1", "1.7.24-1"), held=(), daemon=None, daemon_error="down",
+        address="/x.sock", config_path="/etc/containerd/config.toml", config_present=True,
+        config_version=version, config_keys=frozenset(config_keys))
+
+
+def test_check_finds_config_keys_the_target_line_removed() -> None:
+    act = ContainerdActuator(SystemdDaemon(), catalog=load_catalog())
+    cri = ("plugins", "io.containerd.grpc.v1.cri")
+    facts = _facts({("version",), cri, (*cri, "systemd_cgroup"),
+                    (*cri, "containerd", "runtimes", "runc", "runtime_root"),
+                    (*cri, "containerd", "runtimes", "runc", "options", "SystemdCgroup")})
+    problems = {p.code: p for p in act.check(facts, "2.0.4")}
+    removed = problems["removed-config-keys"]
+    assert "systemd_cgroup" in removed.message and "runtimes.runc.runtime_root" in removed.message
+    assert "SystemdCgroup" not in removed.message
+    # Staying on 1.7 is fine with the same file.
+    assert "removed-config-keys" not in {p.code for p in act.check(facts, "1.7.24")}
+
+
+def test_facts_read_a_real_config_file_in_either_version(tmp_path: Path) -> None:
+    """facts() reads the file on the host (here: this machine) and names keys the way the
+    catalog does, whether the file uses config version 1 or 2 names."""
+    v1 = tmp_path / "v1.toml"
+    v1.write_text('[plugins.cri]\n  systemd_cgroup = true\n')
+    v2 = tmp_path / "v2.toml"
+    v2.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n'
+                  '  default_runtime_name = "runc"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text("version = = 2\n")
+    host = LocalHost()
+    catalog = load_catalog()
+
+    def facts(path: Path) -> RuntimeFacts:
+        act = ContainerdActuator(SystemdDaemon(), catalog=catalog, config_path=str(path),
+                                 address=str(tmp_path / "none.sock"))
+        return act.facts(host)
+
+    f1 = facts(v1)
+    assert f1.config_version == 1
+    assert ("plugins", "io.containerd.grpc.v1.cri", "systemd_cgroup") in f1.config_keys
+    act = ContainerdActuator(SystemdDaemon(), catalog=catalog)
+    assert "removed-config-keys" in {p.code for p in act.check(f1, "2.0.4")}
+    f2 = facts(v2)
+    assert f2.config_version == 2 and f2.daemon is None
+    assert "removed-config-keys" not in {p.code for p in act.check(f2, "2.0.4")}
+    f3 = facts(bad)
+    assert "config-unreadable" in {p.code for p in act.check(f3, "2.0.4")}
+    missing = facts(tmp_path / "absent.toml")
+    assert not missing.config_present and not missing.config_error
