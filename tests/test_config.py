@@ -139,3 +139,13 @@ spec:
     with pytest.raises(ConfigError, match=r"policy.yaml:6: spec.maintenanceWindows\[0\].start: "
                                           r"1320 was read as a number; quote times"):
         load_documents(policy, "policy.yaml")
+
+
+def test_policy_round_trips_through_json() -> None:
+    from pitstop.model import UpgradePolicy
+
+    text = (Path(__file__).resolve().parent.parent / "examples" / "policy.yaml").read_text()
+    (policy,) = load_documents(text, "policy.yaml")
+    assert isinstance(policy, UpgradePolicy)
+    again = UpgradePolicy.model_validate_json(policy.model_dump_json(by_alias=True))
+    assert again == policy

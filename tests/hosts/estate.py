@@ -111,6 +111,19 @@ def apt_install(*specs: str) -> None:
         "-o", "Dpkg::Options::=--force-confold", "install", *specs])
 
 
+def apt_mark(action: str, package: str) -> None:
+    """``apt-mark hold|unhold``, waiting out a dpkg lock another session holds."""
+    deadline = time.monotonic() + 600
+    while True:
+        r = sh(["apt-mark", "-o", "DPkg::Lock::Timeout=600", action, package], check=False)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline or "lock" not in (r.stderr + r.stdout).lower():
+            raise EstateError(f"apt-mark {action} {package} exited {r.returncode}: "
+                              f"{(r.stderr or r.stdout)[-1000:]}")
+        time.sleep(1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -544,7 +557,7 @@ class Estate:
     def reset(self) -> None:
         """Back to the start build with the daemon running it and the container untouched."""
         for held in holds() - self.holds_before:
-            sh(["apt-mark", "unhold", held])
+            apt_mark("unhold", held)
         if installed_version() != self.from_version:
             apt_install(f"containerd={self.from_version}")
         self.containerd.restart_if_stale(self.from_version)
@@ -576,10 +589,10 @@ class Estate:
     def _restore_holds(self) -> None:
         now = holds()
         for p in now - self.holds_before:
-            sh(["apt-mark", "unhold", p])
+            apt_mark("unhold", p)
         for p in self.holds_before - now:
             if p in dpkg_installed():
-                sh(["apt-mark", "hold", p])
+                apt_mark("hold", p)
 
     def _restore_packages(self) -> None:
         if not self.packages_before:

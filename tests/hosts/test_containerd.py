@@ -26,7 +26,7 @@ from pitstop.hosts.containerd import (
     upgrade_runtime,
 )
 
-from .estate import Estate, free_port, installed_version, pid_alive, sh
+from .estate import Estate, apt_mark, free_port, installed_version, pid_alive, sh
 from .runtime_fixtures import figure
 
 
@@ -129,7 +129,7 @@ def test_version_not_offered_is_refused(at_start: Estate, ssh: SSHHost) -> None:
 
 def test_held_package_is_refused(at_start: Estate, ssh: SSHHost) -> None:
     before = at_start.containerd.daemon_pid()
-    sh(["apt-mark", "hold", "containerd"])
+    apt_mark("hold", "containerd")
     try:
         with pytest.raises(UpgradeRefused, match=r"package containerd is held") as err:
             upgrade_runtime(actuator(at_start), ssh, at_start.to_version)
@@ -139,7 +139,7 @@ def test_held_package_is_refused(at_start: Estate, ssh: SSHHost) -> None:
             actuator(at_start).upgrade(ssh, at_start.to_version)
         untouched(at_start, before)
     finally:
-        sh(["apt-mark", "unhold", "containerd"])
+        apt_mark("unhold", "containerd")
 
 
 def test_unknown_host_key_touches_nothing(at_start: Estate, tmp_path: object) -> None:

@@ -227,6 +227,10 @@ class Executor:
         return f"unknown action {step.action}"
 
     def _run_op(self, step: Step, key: str, action: Any) -> Operation:
+        finished = [a for a in self.journal.actions(step.id)
+                    if a.kind == "operation-done" and a.target == key]
+        if finished and finished[-1].outcome == str(OperationState.SUCCEEDED):
+            return self.backend.poll(step.cluster, key)  # done before a restart: not again
         seq = self.journal.intent(step.id, "operation", key, {"action": repr(action)},
                                   self._now())
         op = self.backend.start(step.cluster, key, action)

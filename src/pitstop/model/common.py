@@ -104,6 +104,8 @@ def format_duration(d: timedelta) -> str:
 
 
 def _to_duration(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().startswith(("P", "-P")):
+        return value  # ISO 8601 (how durations are written back to JSON): pydantic parses it
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return parse_duration(value)
     return value

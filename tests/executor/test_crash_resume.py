@@ -1,0 +1,161 @@
+"""Crash test: a real `pitstop apply` process on the twin is SIGKILLed at many random points;
+`pitstop resume` after each kill reaches the same final state as an uninterrupted run, and no
+destructive action is repeated (checked from the twin's event log and the journal)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pitstop.twin import Twin
+
+FLEET = {
+    "apiVersion": "pitstop.dev/v1alpha1", "kind": "Fleet", "metadata": {"name": "crash"},
+    "spec": {"clusters": [{
+        "name": "c1", "environment": "staging",
+        "controlPlane": {
+            "apiServers": [{"name": f"cp-{i}", "version": "1.35.8"} for i in range(3)],
+            "controllerManager": {"version": "1.35.8"}, "scheduler": {"version": "1.35.8"},
+            "etcd": {"version": "3.6.6", "members": [{"name": f"e{i}"} for i in range(3)]}},
+        "nodePools": [{"name": "p", "nodes": [
+            {"name": f"n{i}", "kubelet": "1.35.8",
+             "containerRuntime": {"name": "containerd", "version": "2.2.9"},
+             "allocatable": {"cpu": "8", "memory": "32Gi", "pods": 110}} for i in range(6)]}],
+        "workloads": [
+            {"kind": "Deployment", "name": "web", "namespace": "a", "replicas": 6,
+             "labels": {"app": "web"}, "requests": {"cpu": "500m", "memory": "1Gi"}},
+            {"kind": "StatefulSet", "name": "db", "namespace": "a", "replicas": 3,
+             "labels": {"app": "db"}, "requests": {"cpu": "1", "memory": "2Gi"}},
+            {"kind": "DaemonSet", "name": "agent", "namespace": "kube-system",
+             "labels": {"app": "agent"}}],
+        "podDisruptionBudgets": [
+            {"name": "web", "namespace": "a", "minAvailable": 5,
+             "selector": {"matchLabels": {"app": "web"}}},
+            {"name": "db", "namespace": "a", "maxUnavailable": 1,
+             "selector": {"matchLabels": {"app": "db"}}}]}]},
+}
+POLICY = {"apiVersion": "pitstop.dev/v1alpha1", "kind": "UpgradePolicy",
+          "metadata": {"name": "p"},
+          "spec": {"pools": [{"maxUnavailable": 2, "canaryNodes": 1, "soak": "1m",
+                              "canarySoak": "2m"}]}}
+TARGET = "kubernetes=1.36.5,containerd=2.3.7,etcd=3.6.8"
+NOW = "2026-11-30T08:00:00+00:00"
+KILLS = 50
+
+
+def _pitstop() -> list[str]:
+    return [sys.executable, "-m", "pitstop"]
+
+
+def _files(tmp: Path) -> list[str]:
+    (tmp / "fleet.yaml").write_text(yaml.safe_dump(FLEET))
+    (tmp / "policy.yaml").write_text(yaml.safe_dump(POLICY))
+    return ["-f", str(tmp / "fleet.yaml"), "-f", str(tmp / "policy.yaml"), "--target", TARGET]
+
+
+def _run_dir(runs: Path) -> Path:
+    (only,) = [p for p in runs.iterdir() if p.is_dir()]
+    return only
+
+
+def _actions(run: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{run / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(db.execute("SELECT count(*) FROM actions").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _kill_at(cmd: list[str], runs: Path, at_action: int) -> bool:
+    """Start ``cmd``; SIGKILL it once its journal holds ``at_action`` actions. True if killed
+    (False: it finished first)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        run = next((p for p in runs.iterdir() if p.is_dir()), None) if runs.exists() else None
+        if run is not None and _actions(run) >= at_action:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.002)
+    if proc.poll() is None:
+        proc.kill()
+        pytest.fail("a pitstop process ran for 120 s without finishing")
+    return False
+
+
+def _final(run: Path) -> tuple[dict[str, tuple[str, str, bool, bool]], dict[str, str]]:
+    twin = Twin.open(run / "twin.sqlite")
+    obs = twin.observe("c1")
+    nodes = {n.name: (n.kubelet, n.runtime_version, n.ready, n.unschedulable)
+             for n in obs.nodes}
+    return nodes, dict(obs.apiservers)
+
+
+def _no_repeats(run: Path) -> None:
+    twin = Twin.open(run / "twin.sqlite")
+    calls = twin.events(source="call")
+    starts = Counter(e.subject for e in calls if e.kind == "start" and e.destructive)
+    assert all(n == 1 for n in starts.values()), [k for k, n in starts.items() if n > 1]
+    # an accepted eviction is never sent again for the same pod (uid)
+    evicted: set[str] = set()
+    for e in calls:
+        if e.kind in ("evict", "delete"):
+            assert e.uid not in evicted, f"pod {e.subject} ({e.uid}) evicted again after it went"
+            if e.destructive:
+                evicted.add(e.uid)
+    # the journal: every operation finished once
+    db = sqlite3.connect(run / "journal.sqlite")
+    done = Counter(r[0] for r in db.execute(
+        "SELECT target FROM actions WHERE kind = 'operation-done' AND outcome = 'succeeded'"))
+    assert all(n == 1 for n in done.values()), [k for k, n in done.items() if n > 1]
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    base = tmp_path / "base"
+    r = subprocess.run([*_pitstop(), "apply", *files, "-y", "--runs-dir", str(base),
+                        "--now", NOW], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    base_run = _run_dir(base)
+    total = _actions(base_run)
+    assert total > 100, total
+    expected = _final(base_run)
+    assert all(v[0] == "1.36.5" and v[1] == "2.3.7" and v[2] and not v[3]
+               for v in expected[0].values())
+    _no_repeats(base_run)
+
+    rng = random.Random(20261126)
+    kills = 0
+    runs_done = 0
+    while kills < KILLS:
+        runs = tmp_path / f"crash{runs_done}"
+        points = sorted(rng.sample(range(1, total), 5))
+        cmd = [*_pitstop(), "apply", *files, "-y", "--runs-dir", str(runs), "--now", NOW]
+        for point in points:
+            if _kill_at(cmd, runs, point):
+                kills += 1
+            cmd = [*_pitstop(), "resume", str(_run_dir(runs))]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        run = _run_dir(runs)
+        assert _final(run) == expected
+        _no_repeats(run)
+        audit = subprocess.run([*_pitstop(), "audit", "verify", str(run)], capture_output=True,
+                               text=True, check=False)
+        assert audit.returncode == 0, audit.stderr
+        runs_done += 1
+    assert kills >= KILLS
