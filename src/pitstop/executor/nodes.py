@@ -149,6 +149,11 @@ class NodeJob:
             while self._change < len(self.changes):
                 key = self.op_key(self._change)
                 c = self.changes[self._change]
+                if key not in self._polling and _version_of(c.component, node) == c.to_version:
+                    # already there (a rollback of a node whose upgrade failed part-way, or a
+                    # component that never moved): nothing to do
+                    self._change += 1
+                    continue
                 if key in self._polling:
                     op = self.backend.poll(self.cluster, key)
                 else:
