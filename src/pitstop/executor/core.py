@@ -266,9 +266,14 @@ class Executor:
         limit = max(1, step.batch_size)
         while pending or active:
             obs = self.backend.observe(step.cluster)
-            # admit new nodes while the batch, budgets and capacity allow
-            while pending and len(active) < limit and self._may_start(obs, pending[0], active):
-                n = pending.pop(0)
+            # admit new nodes while the batch, budgets and capacity allow — any pending node
+            # that fits, not only the next in line (no head-of-line blocking on one PDB)
+            for n in list(pending):
+                if len(active) >= limit:
+                    break
+                if not self._may_start(obs, n, active):
+                    continue
+                pending.remove(n)
                 active.append(n)
                 self.audit("node-start", f"{n}: " + ", ".join(
                     f"{c.component} → {c.to_version}" for c in changes)
