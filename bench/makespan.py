@@ -5,9 +5,10 @@ generated 500-node cluster with PDBs, rehearse the plan on the twin and print:
 
 * the rehearsed makespan (virtual time, from the first step's start to the last step's end);
 * a lower bound computed from the constraints alone: for every step, the shortest duration the
-  twin can draw for its operations, the gate measurements the policy requires and the soak; for
-  the soak between waves; for node steps, the larger of (batches × shortest per-node time) and, for every PDB, (pods to move
-  ÷ disruptions allowed) × (shortest pod termination + startup) — the budget bound;
+  twin can draw for its operations, the gate measurements the policy requires and the soak;
+  the soak between waves; for node steps, the larger of (batches × shortest per-node time)
+  and, for every PDB, (pods to move ÷ disruptions allowed) × (shortest pod termination +
+  startup) — the budget bound;
 * the makespan of the same plan drained one node at a time (maxUnavailable 1, what a
   `kubectl drain` loop does), rehearsed on the same twin model.
 

@@ -106,7 +106,7 @@ def test_audit_verify_detects_edit_delete_reorder(tmp_path: Path) -> None:
 
     edited = json.loads(lines[5])
     edited["reason"] = "nothing to see here"
-    check("".join(lines[:5] + [json.dumps(edited) + "\n"] + lines[6:]), "line 6")
+    check("".join([*lines[:5], json.dumps(edited) + "\n", *lines[6:]]), "line 6")
     check("".join(lines[:4] + lines[5:]), "line 5")
-    check("".join(lines[:3] + [lines[4], lines[3]] + lines[5:]), "line 4")
+    check("".join([*lines[:3], lines[4], lines[3], *lines[5:]]), "line 4")
     assert pitstop("audit", "verify", str(run)).returncode == 0

@@ -85,7 +85,7 @@ def test_clean_run_completes_safely_and_audits(tmp_path: Path) -> None:
 
 
 def test_pdb_that_never_allows_pauses_with_the_blocker_named(tmp_path: Path) -> None:
-    result, twin, run = run_on_twin(
+    result, twin, _run = run_on_twin(
         tmp_path, fleet_doc(), policy_spec={"pools": [{"drainTimeout": "10m"}]},
         faults=[{"type": "pdbNeverAllows", "pdb": "a/web"}])
     assert result.status == "paused"
