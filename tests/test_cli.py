@@ -153,3 +153,13 @@ def test_help_is_fast_and_light() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().endswith("[]"), r.stdout
     assert "Examples" in pitstop("plan", "--help").stdout
+
+
+def test_bad_gate_condition_is_bad_input(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((EX / "policy.yaml").read_text() + (
+        "  gates:\n    - name: g\n      metric: error_rate\n      condition: result <== 1\n"))
+    r = pitstop("plan", "-f", str(EX / "fleet.yaml"), "-f", str(policy), "--target",
+                "kubernetes=1.36.5")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "spec.gates[0].condition" in r.stderr and "Traceback" not in r.stderr

@@ -241,3 +241,23 @@ def test_safety_invariant_at_every_event(tmp_path_factory: Any,
             if n.unschedulable:
                 assert CORDON_ANNOTATION in n.annotations, n
     assert verify(run.path / "audit.jsonl").ok
+
+
+def test_custom_metric_gate_rolls_back(tmp_path: Path) -> None:
+    gate = {"name": "error-budget", "metric": "error_rate", "condition": "result <= 0.01",
+            "phases": ["nodes"], "interval": "30s", "count": 2}
+    result, twin, run = run_on_twin(
+        tmp_path, fleet_doc(), policy_spec={"gates": [gate], "pools": [{"canaryNodes": 0}]},
+        faults=[{"type": "canaryErrorRate", "cluster": "c1", "errorRate": 0.05}])
+    assert result.status == "rolled-back", result.reason
+    assert "error-budget" in result.reason
+    phases = {(g[1], g[2]) for g in run.journal.gates()}
+    assert ("error-budget", "Failed") in phases
+
+
+def test_custom_gate_on_a_missing_metric_is_an_error_not_a_failure(tmp_path: Path) -> None:
+    gate = {"name": "p99", "metric": "latency_p99_ms", "condition": "result < 500",
+            "phases": ["control-plane"], "count": 1}
+    result, _, run = run_on_twin(tmp_path, fleet_doc(), policy_spec={"gates": [gate]})
+    assert result.status == "rolled-back"
+    assert ("p99", "Error") in {(g[1], g[2]) for g in run.journal.gates()}

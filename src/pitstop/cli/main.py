@@ -115,7 +115,28 @@ def _load(files: tuple[str, ...], target_text: str | None,
                                          "add a file with `kind: Fleet`.")])
     if target_text:
         cfg.target = target_from_text(target_text, cfg.target)
+    if cfg.policy is not None:
+        _check_gate_conditions(cfg)
     return cfg, load_catalog(catalog_dir)
+
+
+def _check_gate_conditions(cfg: LoadedConfig) -> None:
+    """Custom gate conditions are a small language of their own: parse them before anything
+    runs, and name the field when one is wrong."""
+    from pitstop.errors import ConfigError, ConfigProblem
+    from pitstop.gates import Condition, ConditionError
+
+    assert cfg.policy is not None  # noqa: S101 - checked by the caller
+    problems = []
+    source = next((f for k, f in cfg.sources.items() if k.startswith("UpgradePolicy/")), "-f")
+    for i, gate in enumerate(cfg.policy.spec.gates):
+        try:
+            Condition.parse(gate.condition)
+        except ConditionError as exc:
+            problems.append(ConfigProblem(source, None, f"spec.gates[{i}].condition",
+                                          f"{exc}.", "write e.g. 'result <= 0.01'."))
+    if problems:
+        raise ConfigError(problems)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -329,7 +329,8 @@ class Executor:
 
     # -- gates -----------------------------------------------------------------------------
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
-        outcome = evaluate_gates(self.backend, step, targets, self.poll_s)
+        outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
+                                 self.run.policy.spec.gates)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, self._now())
         self.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),

@@ -9,12 +9,14 @@ means the check itself broke, and is reported as such, apart from Failed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pitstop.backend import Backend
 from pitstop.gates import (
     CheckResult,
+    Condition,
     Decision,
     MetricRun,
     MetricSpec,
@@ -26,9 +28,11 @@ from pitstop.gates import (
     nodes_ready,
     pods_pending,
     run_verdict,
+    threshold,
     track_pending,
     workloads_available,
 )
+from pitstop.model import CustomGate
 from pitstop.planner.plan import Step
 
 __all__ = ["GATE_SPECS", "GateOutcome", "evaluate_gates"]
@@ -92,16 +96,23 @@ def _measure(kind: str, backend: Backend, step: Step, targets: list[str],
     return CheckResult(kind, Phase.ERROR, None, f"no built-in check for gate kind {kind!r}")
 
 
-def evaluate_gates(backend: Backend, step: Step, targets: list[str],
-                   poll_s: float) -> GateOutcome:
-    """Measure every gate of ``step`` (interval × count) and decide."""
+def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: float,
+                   custom: Sequence[CustomGate] = ()) -> GateOutcome:
+    """Measure every gate of ``step`` and the policy's custom gates for its phase
+    (interval × count) and decide."""
+    gates = [(g.name, g.kind, None) for g in step.gates] + [
+        (c.name, "threshold", c) for c in custom if str(step.phase) in c.phases]
     runs: list[tuple[str, MetricRun]] = []
     results: list[CheckResult] = []
-    for gate in step.gates:
-        interval, count, failure_limit = GATE_SPECS.get(gate.kind, (poll_s, 1, 0))
-        spec = MetricSpec(name=gate.name, interval_s=interval, count=count, success=None,
+    for name, kind, c in gates:
+        if c is not None:
+            interval, count, failure_limit = (c.interval.total_seconds(), c.count,
+                                              c.failure_limit)
+        else:
+            interval, count, failure_limit = GATE_SPECS.get(kind, (poll_s, 1, 0))
+        spec = MetricSpec(name=name, interval_s=interval, count=count, success=None,
                           failure=None, failure_limit=failure_limit)
-        runs.append((gate.name, MetricRun(spec)))
+        runs.append((name, MetricRun(spec)))
     memo: dict[str, dict[str, Any]] = {}
     # Measure until every metric run has its count (Error measurements do not count, as in
     # Argo Rollouts), at most twice the count of rounds; still running then → pause.
@@ -116,9 +127,13 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str],
             backend.clock.sleep(min(run.spec.interval_s for _, _, run in live))
         rounds += 1
         for i, name, run in live:
-            gate = step.gates[i]
+            kind, custom_gate = gates[i][1], gates[i][2]
             try:
-                res = _measure(gate.kind, backend, step, targets, memo.setdefault(name, {}))
+                if custom_gate is not None:
+                    res = threshold(backend.health(step.cluster), custom_gate.metric,
+                                    Condition.parse(custom_gate.condition))
+                else:
+                    res = _measure(kind, backend, step, targets, memo.setdefault(name, {}))
             except Exception as exc:  # the check broke: Error, never Failed
                 res = CheckResult(name, Phase.ERROR, None, f"check could not run: {exc}")
             res = CheckResult(name, res.phase, res.value, res.message)
@@ -130,6 +145,6 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str],
     if decision is Decision.WAIT:
         decision = Decision.PAUSE
     worst = [r for r in results if r.phase is not Phase.SUCCESSFUL]
-    summary = (f"gates {', '.join(g.name for g in step.gates)}: {verdict}"
+    summary = (f"gates {', '.join(g[0] for g in gates)}: {verdict}"
                + (f" — {worst[-1].name}: {worst[-1].message}" if worst else ""))
     return GateOutcome(decision, results, summary)

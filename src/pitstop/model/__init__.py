@@ -31,6 +31,7 @@ from pitstop.model.fleet import (
 )
 from pitstop.model.policy import (
     Approval,
+    CustomGate,
     Blackout,
     MaintenanceWindow,
     PoolPolicy,
@@ -57,6 +58,7 @@ __all__ = [
     "CanaryErrorRate",
     "Cluster",
     "ContainerRuntime",
+    "CustomGate",
     "ControlPlane",
     "ControlPlaneComponent",
     "Etcd",

@@ -25,6 +25,7 @@ from pitstop.model.common import (
 
 __all__ = [
     "Approval",
+    "CustomGate",
     "Blackout",
     "MaintenanceWindow",
     "PoolPolicy",
@@ -61,7 +62,8 @@ class PoolPolicy(SpecModel):
     max_surge: IntOrPercent = Field(default=0, description="extra nodes at once (replace)")
     max_unavailable: IntOrPercent = Field(default=1, description="nodes down at once")
     canary_nodes: IntOrPercent = Field(default=1, description="nodes upgraded first, alone")
-    soak: Duration = Field(default=timedelta(minutes=5), description="wait after each batch")
+    soak: Duration = Field(default=timedelta(minutes=5),
+                           description="wait after the pool's nodes are done, before the next step")
     canary_soak: Duration = Field(default=timedelta(minutes=15), description="wait after canary")
     drain_timeout: Duration = Field(default=timedelta(minutes=15))
     force_after_drain_timeout: bool = Field(
@@ -191,6 +193,26 @@ class StepEstimates(SpecModel):
     addon: Duration = timedelta(minutes=3)
 
 
+GatePhase = Literal["etcd", "control-plane", "nodes", "addons"]
+GATE_PHASES: tuple[GatePhase, ...] = ("etcd", "control-plane", "nodes", "addons")
+
+
+class CustomGate(SpecModel):
+    """A threshold on a metric the backend reports (the twin: ``error_rate``,
+    ``apiserver_latency_ms``…; real backends: PromQL results by name), measured after every
+    step of the given phases with analysis semantics: ``count`` measurements ``interval``
+    apart, Failed beyond ``failureLimit`` failures → the wave rolls back; a metric that cannot
+    be read is an Error (the check broke), reported apart from Failed."""
+
+    name: str = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    condition: str = Field(min_length=1, description="e.g. 'result <= 0.01' (&&, || allowed)")
+    phases: list[GatePhase] = Field(default_factory=lambda: list(GATE_PHASES))
+    interval: Duration = timedelta(seconds=30)
+    count: int = Field(default=3, ge=1)
+    failure_limit: int = Field(default=0, ge=0)
+
+
 class UpgradePolicySpec(SpecModel):
     waves: list[Wave] = Field(default_factory=list)
     pools: list[PoolPolicy] = Field(
@@ -202,6 +224,7 @@ class UpgradePolicySpec(SpecModel):
     approvals: list[Approval] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
     estimates: StepEstimates = Field(default_factory=StepEstimates)
+    gates: list[CustomGate] = Field(default_factory=list, description="custom metric gates")
     max_parallel_clusters: int = Field(default=0, ge=0, description="across a wave; 0 = no limit")
 
     @model_validator(mode="after")

@@ -531,7 +531,7 @@ class _ClusterPlanner:
         step_batch = 1 if canary else batch
         units = math.ceil(len(targets) / step_batch)
         soak = pp.canary_soak if canary else pp.soak
-        estimate = units * (per_node + pp.soak) + (soak - pp.soak if canary else timedelta(0))
+        estimate = units * per_node + soak
         # The step is named by its kubelet move (first hop's start to last hop's end), or by the
         # runtime when the kubelet stays.
         kubes = [c for c in changes if c.component == "kubelet"]
