@@ -246,7 +246,7 @@ def test_safety_invariant_at_every_event(tmp_path_factory: Any,
 def test_custom_metric_gate_rolls_back(tmp_path: Path) -> None:
     gate = {"name": "error-budget", "metric": "error_rate", "condition": "result <= 0.01",
             "phases": ["nodes"], "interval": "30s", "count": 2}
-    result, twin, run = run_on_twin(
+    result, _twin, run = run_on_twin(
         tmp_path, fleet_doc(), policy_spec={"gates": [gate], "pools": [{"canaryNodes": 0}]},
         faults=[{"type": "canaryErrorRate", "cluster": "c1", "errorRate": 0.05}])
     assert result.status == "rolled-back", result.reason

@@ -126,7 +126,7 @@ def _check_gate_conditions(cfg: LoadedConfig) -> None:
     from pitstop.errors import ConfigError, ConfigProblem
     from pitstop.gates import Condition, ConditionError
 
-    assert cfg.policy is not None  # noqa: S101 - checked by the caller
+    assert cfg.policy is not None
     problems = []
     source = next((f for k, f in cfg.sources.items() if k.startswith("UpgradePolicy/")), "-f")
     for i, gate in enumerate(cfg.policy.spec.gates):

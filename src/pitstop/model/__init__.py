@@ -31,8 +31,8 @@ from pitstop.model.fleet import (
 )
 from pitstop.model.policy import (
     Approval,
-    CustomGate,
     Blackout,
+    CustomGate,
     MaintenanceWindow,
     PoolPolicy,
     StepEstimates,
@@ -58,9 +58,9 @@ __all__ = [
     "CanaryErrorRate",
     "Cluster",
     "ContainerRuntime",
-    "CustomGate",
     "ControlPlane",
     "ControlPlaneComponent",
+    "CustomGate",
     "Etcd",
     "EtcdMember",
     "Fault",

@@ -25,8 +25,8 @@ from pitstop.model.common import (
 
 __all__ = [
     "Approval",
-    "CustomGate",
     "Blackout",
+    "CustomGate",
     "MaintenanceWindow",
     "PoolPolicy",
     "StepEstimates",

@@ -23,7 +23,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pitstop.catalog import Catalog
 from pitstop.catalog.rules import (
