@@ -268,8 +268,9 @@ class Executor:
             obs = self.backend.observe(step.cluster)
             # admit new nodes while the batch, budgets and capacity allow — any pending node
             # that fits, not only the next in line (no head-of-line blocking on one PDB)
+            stopping = bool(self.journal.get("request"))  # pause/abort: admit no new node
             for n in list(pending):
-                if len(active) >= limit:
+                if len(active) >= limit or stopping:
                     break
                 if not self._may_start(obs, n, active):
                     continue
@@ -279,6 +280,8 @@ class Executor:
                     f"{c.component} → {c.to_version}" for c in changes)
                     + f" ({len(active)} of at most {limit} at once)", n, cluster=step.cluster)
             if not active and pending:
+                if stopping:
+                    self._check_requests()  # raises: the nodes in flight have finished
                 active.append(pending.pop(0))  # always make progress: the drain waits on PDBs
             for n in list(active):
                 st = jobs[n].advance(obs)
@@ -296,13 +299,8 @@ class Executor:
                 elif st is JobState.FAILED:
                     return jobs[n].message
             if active or pending:
-                self._check_requests_between_nodes(active)
                 self.backend.clock.sleep(self.poll_s)
         return list(nodes)
-
-    def _check_requests_between_nodes(self, active: list[str]) -> None:
-        if not active:
-            self._check_requests()
 
     def _may_start(self, obs: ClusterObservation, node: str, active: list[str]) -> bool:
         """Adaptive parallelism: another node may start draining only if every PDB covering
