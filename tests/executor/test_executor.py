@@ -261,3 +261,47 @@ def test_custom_gate_on_a_missing_metric_is_an_error_not_a_failure(tmp_path: Pat
     result, _, run = run_on_twin(tmp_path, fleet_doc(), policy_spec={"gates": [gate]})
     assert result.status == "rolled-back"
     assert ("p99", "Error") in {(g[1], g[2]) for g in run.journal.gates()}
+
+
+def test_replace_strategy_surges_new_nodes_and_removes_old(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    result, twin, _run = run_on_twin(
+        tmp_path, fleet_doc(nodes=4),
+        policy_spec={"pools": [{"strategy": "replace", "maxSurge": 2, "maxUnavailable": 0}]},
+        watch=seen)
+    assert result.status == "completed", result.reason
+    assert not seen
+    nodes = _nodes(twin)
+    assert len(nodes) == 4 and not {"n0", "n1", "n2", "n3"} & set(nodes)
+    assert all(n.kubelet == "1.36.5" and n.runtime_version == "2.3.7" and n.ready
+               and not n.unschedulable for n in nodes.values())
+    starts = [e for e in twin.events(source="call") if e.kind == "start" and e.destructive]
+    assert sum(1 for e in starts if "/add" in e.subject) == 4
+    assert sum(1 for e in starts if "/remove" in e.subject) == 4
+    pods = twin.observe("c1").pods
+    assert all(p.node in nodes for p in pods if p.phase == "Running")
+
+
+def test_replace_strategy_rolls_back_on_the_replacements(tmp_path: Path) -> None:
+    result, twin, _ = run_on_twin(
+        tmp_path, fleet_doc(nodes=4),
+        policy_spec={"pools": [{"strategy": "replace", "maxSurge": 1, "maxUnavailable": 0}]},
+        faults=[{"type": "canaryErrorRate", "cluster": "c1", "errorRate": 0.4}])
+    assert result.status == "rolled-back", result.reason
+    assert {(n.kubelet, n.runtime_version) for n in _nodes(twin).values()} == {
+        ("1.35.8", "2.2.9")}
+
+
+def test_force_only_when_the_policy_allows_and_only_after_the_timeout(tmp_path: Path) -> None:
+    result, _twin, run = run_on_twin(
+        tmp_path, fleet_doc(),
+        policy_spec={"pools": [{"drainTimeout": "10m", "forceAfterDrainTimeout": True}]},
+        faults=[{"type": "pdbNeverAllows", "pdb": "a/web"}])
+    assert result.status == "completed", result.reason
+    forced = [a for a in run.journal.actions() if a.kind == "force"]
+    assert forced and all(a.outcome == "forced" for a in forced)
+    # each force came no earlier than the drain timeout after its node's cordon
+    for f in forced:
+        cordon = next(a for a in run.journal.actions(f.step_id)
+                      if a.kind == "cordon" and a.target == f.target)
+        assert f.intent_at - cordon.intent_at >= 600

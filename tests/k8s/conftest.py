@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .controlplane import BinariesMissing, ControlPlane, default_version
+from .kubelib import Scratch
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,13 @@ def control_plane(k8s_version: str):
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture
+def scratch(control_plane):
+    """Namespaces and nodes a test makes on the shared cluster, removed after it."""
+    s = Scratch(control_plane)
+    try:
+        yield s
+    finally:
+        s.cleanup()

@@ -248,6 +248,8 @@ def validate(files: tuple[str, ...], catalog_dir: str | None) -> None:
                                          "pass files with -f.")])
     cfg = load_files(files)
     load_catalog(catalog_dir)
+    if cfg.policy is not None:
+        _check_gate_conditions(cfg)
     if cfg.fleet is not None:
         nodes = sum(len(p.nodes) for c in cfg.fleet.spec.clusters for p in c.node_pools)
         click.echo(f"ok  Fleet/{cfg.fleet.metadata.name}: {len(cfg.fleet.spec.clusters)} "
@@ -527,7 +529,8 @@ def pause(run_dir: str, reason: str) -> None:
 @click.option("--reason", default="aborted by an operator", show_default=True)
 @_guard
 def abort(run_dir: str, reason: str) -> None:
-    """Ask a run to stop for good at its next safe point (nodes are not left cordoned)."""
+    """Ask a run to stop for good at its next safe point: nodes in flight finish and are
+    uncordoned; a node held by a drain stall stays cordoned, annotated with why."""
     _request(run_dir, "abort", reason)
 
 
@@ -570,8 +573,16 @@ def rollback(run_dir: str, wave: str | None) -> None:
         started = [s for s in run.journal.steps() if s.status != "pending"]
         by_id = {s.id: s for s in run.plan.steps}
         wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
+    from pitstop.executor.core import _Stop
+
     ex = Executor(run, twin)
-    summary = ex.rollback_wave(wave, "rollback requested by an operator")
+    try:
+        summary = ex.rollback_wave(wave, "rollback requested by an operator")
+    except _Stop as stop:
+        run.journal.set("status", stop.status)
+        run.journal.set("reason", stop.reason)
+        click.echo(f"rollback of wave {wave} could not finish: {stop.reason}", err=True)
+        sys.exit(EXIT_BLOCKED)
     run.journal.set("status", "rolled-back")
     run.journal.set("reason", f"wave {wave}: {summary}")
     click.echo(f"wave {wave}: {summary}")
@@ -615,6 +626,151 @@ def demo(runs_dir: str) -> None:
     console = _console()
     _report, ok = run_demo(Path(runs_dir), console.print)
     sys.exit(EXIT_OK if ok else EXIT_BLOCKED)
+
+
+# -- live clusters: inventory and drift (pitstop.kube) ----------------------------------------
+
+kubeconfig_option = click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).")
+context_option = click.option(
+    "--context", "contexts", multiple=True,
+    help="Kubeconfig context to read (repeatable; default: the current context).")
+pool_label_option = click.option(
+    "--pool-label", "pool_labels", multiple=True,
+    help="Node label naming a node's pool, tried in order (repeatable; default: "
+         "pitstop.dev/pool, the EKS/GKE/AKS/Karpenter pool labels, the instance type).")
+page_size_option = click.option(
+    "--page-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
+    help="Items per LIST page (limit/continue).")
+
+
+@main.command()
+@kubeconfig_option
+@context_option
+@click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the Fleet to this file instead of standard output.")
+@click.option("--name", default="inventory", show_default=True, help="The Fleet's name.")
+@pool_label_option
+@page_size_option
+@_guard
+def inventory(kubeconfig: str | None, contexts: tuple[str, ...], fmt: str,
+              out_file: str | None, name: str, pool_labels: tuple[str, ...],
+              page_size: int) -> None:
+    """Read live clusters into a Fleet (nodes, pools, versions, workloads, PDBs, add-ons,
+    deprecated API usage) that `pitstop validate`, `plan` and `drift` accept.
+
+    \b
+    Examples:
+      pitstop inventory --out fleet.yaml
+      pitstop inventory --context prod-eu --context prod-us -o json
+      pitstop plan -f fleet.yaml --target kubernetes=1.36.5
+    """
+    import json
+
+    import yaml
+
+    from pitstop.kube.inventory import DEFAULT_POOL_LABELS, image_findings, take_inventory
+
+    inv = take_inventory(list(contexts), kubeconfig, page_size=page_size,
+                         pool_labels=pool_labels or DEFAULT_POOL_LABELS, name=name)
+    doc = {"apiVersion": inv.fleet.api_version, "kind": inv.fleet.kind,
+           **inv.fleet.model_dump(by_alias=True, mode="json", exclude_defaults=True)}
+    text = (json.dumps(doc, indent=2) + "\n" if fmt == "json"
+            else yaml.safe_dump(doc, sort_keys=False))
+    if out_file:
+        Path(out_file).write_text(text)
+    else:
+        click.echo(text, nl=False)
+    for c in inv.fleet.spec.clusters:
+        nodes = sum(len(p.nodes) for p in c.node_pools)
+        click.echo(f"{c.name}: {nodes} nodes in {len(c.node_pools)} pools, "
+                   f"{len(c.workloads)} workloads, {len(c.pod_disruption_budgets)} PDBs, "
+                   f"{len(c.addons)} add-ons, {len(c.api_usage)} deprecated-API uses",
+                   err=True)
+    for note in inv.notes:
+        click.echo(f"note: {note}", err=True)
+    for f in image_findings(inv.fleet):
+        click.echo(f"{f.severity}: {f.code} ({f.cluster}): {f.message}", err=True)
+    if out_file:
+        click.echo(f"wrote {out_file}", err=True)
+
+
+@main.command()
+@files_option
+@kubeconfig_option
+@context_option
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@pool_label_option
+@page_size_option
+@_guard
+def drift(files: tuple[str, ...], kubeconfig: str | None, contexts: tuple[str, ...],
+          fmt: str, pool_labels: tuple[str, ...], page_size: int) -> None:
+    """Compare a declared fleet with the live clusters: versions per node and control-plane
+    instance, node sets, pool sizes, add-on versions, PDB specs. Exit 0 without drift, 1 with.
+
+    Each declared cluster is read through the context in its `pitstop.dev/context` label (as
+    `pitstop inventory` writes it), else the context of its name; `--context` picks contexts
+    (one context with a one-cluster fleet pairs them whatever their names).
+
+    \b
+    Examples:
+      pitstop drift -f fleet.yaml
+      pitstop drift -f declared.yaml --context prod-eu -o json
+    """
+    import json
+
+    from pitstop.config import load_files
+    from pitstop.errors import ConfigError, ConfigProblem
+    from pitstop.kube.drift import fleet_drift
+    from pitstop.kube.inventory import (
+        CONTEXT_LABEL,
+        DEFAULT_POOL_LABELS,
+        cluster_name_for,
+        take_inventory,
+    )
+
+    if not files:
+        raise ConfigError([ConfigProblem("-f", None, "", "no input file given.",
+                                         "pass the declared fleet with -f fleet.yaml.")])
+    declared = load_files(files).fleet
+    if declared is None:
+        raise ConfigError([ConfigProblem(", ".join(files), None, "", "no Fleet object found.",
+                                         "add a file with `kind: Fleet`.")])
+    clusters = declared.spec.clusters
+    if not contexts:
+        wanted = [(c.name, c.labels.get(CONTEXT_LABEL) or c.name) for c in clusters]
+    elif len(contexts) == 1 and len(clusters) == 1:
+        wanted = [(clusters[0].name, contexts[0])]
+    else:
+        wanted = []
+        for ctx in contexts:
+            match = [c.name for c in clusters
+                     if c.labels.get(CONTEXT_LABEL) == ctx or c.name == cluster_name_for(ctx)]
+            if not match:
+                raise ConfigError([ConfigProblem(
+                    "--context", None, "", f"no declared cluster for context {ctx!r}.",
+                    f"label its cluster `{CONTEXT_LABEL}: {ctx}`, or name it "
+                    f"{cluster_name_for(ctx)!r}.")])
+            wanted.append((match[0], ctx))
+    live = take_inventory([ctx for _, ctx in wanted], kubeconfig, page_size=page_size,
+                          pool_labels=pool_labels or DEFAULT_POOL_LABELS)
+    pairs = [(d, ci.cluster.name) for (d, _), ci in zip(wanted, live.clusters, strict=True)]
+    diffs = fleet_drift(declared, live.fleet, pairs)
+    if fmt == "json":
+        click.echo(json.dumps({"drift": bool(diffs), "clusters": [d for d, _ in pairs],
+                               "differences": [d.to_dict() for d in diffs]}, indent=2))
+    elif diffs:
+        for d in diffs:
+            click.echo(d.text())
+        click.echo(f"drift: {len(diffs)} difference(s) in {len({d.cluster for d in diffs})} "
+                   f"of {len(pairs)} cluster(s)")
+    else:
+        click.echo(f"no drift: {len(pairs)} cluster(s) match the declared fleet")
+    sys.exit(EXIT_BLOCKED if diffs else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from pitstop.model import (
     FaultScenario,
     Fleet,
     FleetSpec,
+    HostInventory,
     Metadata,
     UpgradePolicy,
     UpgradeTarget,
@@ -50,6 +51,7 @@ class LoadedConfig:
     policy: UpgradePolicy | None = None
     target: UpgradeTarget | None = None
     faults: FaultScenario | None = None
+    hosts: HostInventory | None = None  # where the nodes are (the hosts backend)
     sources: dict[str, str] = field(default_factory=dict)  # kind/name → file
 
 
@@ -169,7 +171,9 @@ def _problems(doc: _Doc, exc: ValidationError, model: type[BaseModel]) -> list[C
             if not msg.endswith("."):
                 msg += "."
             got = err.get("input")
-            if isinstance(got, str | int | float | bool) or got is None:
+            if isinstance(got, str) and ("\n" in got or "PRIVATE KEY" in got):
+                msg += " (the value is not shown: it may be a secret)"
+            elif isinstance(got, str | int | float | bool) or got is None:
                 msg += f" Got {got!r}."
             if kind.endswith(("_type", "_parsing")) or kind in ("literal_error", "enum"):
                 fix = "use a value of the expected type."
@@ -268,6 +272,14 @@ def load_files(paths: Sequence[str | Path]) -> LoadedConfig:
             elif isinstance(obj, FaultScenario):
                 out.faults = obj
                 out.sources[f"FaultScenario/{obj.metadata.name}"] = str(path)
+            elif isinstance(obj, HostInventory):
+                if out.hosts is not None:
+                    problems.append(ConfigProblem(
+                        str(path), None, "kind", "a second HostInventory; only one may be given.",
+                        "list every cluster in one HostInventory object.",
+                    ))
+                out.hosts = obj
+                out.sources[f"HostInventory/{obj.metadata.name}"] = str(path)
             elif isinstance(obj, UpgradeTarget):
                 if out.target is not None:
                     problems.append(ConfigProblem(

@@ -32,7 +32,7 @@ from pitstop.backend import (
 from pitstop.calendar import next_allowed_start
 from pitstop.drain import DrainOptions, pdbs_selecting
 from pitstop.executor.gating import GateOutcome, evaluate_gates
-from pitstop.executor.nodes import JobState, NodeJob
+from pitstop.executor.nodes import JobState, NodeJob, ReplaceJob, ReplaceState
 from pitstop.executor.run import RunDir
 from pitstop.gates import Decision
 from pitstop.planner.plan import Change, Phase, Step
@@ -247,23 +247,32 @@ class Executor:
     def _drain_options(self, step: Step) -> DrainOptions:
         pp = self.run.policy.spec.pool_policy(step.pool)
         return DrainOptions(delete_empty_dir_data=pp.delete_empty_dir_data,
-                            timeout_s=pp.drain_timeout.total_seconds(),
-                            force=pp.force_after_drain_timeout)
+                            timeout_s=pp.drain_timeout.total_seconds())
 
     def _node_step(self, step: Step, changes: tuple[Change, ...], nodes: list[str],
                    *, step_id: str | None = None) -> list[str] | str:
         sid = step_id or step.id
         drain = step.strategy != "no-drain"
         opts = self._drain_options(step)
-        jobs: dict[str, NodeJob] = {}
+        replace = step.strategy == "replace" and step_id is None
+        jobs: dict[str, NodeJob | ReplaceJob] = {}
         for n in nodes:
-            job = NodeJob(self.backend, self.journal, self.run.run_id, sid, step.cluster, n,
-                          changes, opts, drain=drain)
+            job: NodeJob | ReplaceJob
+            if replace:
+                job = ReplaceJob(self.backend, self.journal, self.run.run_id, sid, step.cluster,
+                                 n, step.pool, changes, opts)
+            else:
+                job = NodeJob(self.backend, self.journal, self.run.run_id, sid, step.cluster,
+                              n, changes, opts, drain=drain,
+                              force_after_timeout=self.run.policy.spec.pool_policy(
+                                  step.pool).force_after_drain_timeout)
             job.recover()
             jobs[n] = job
-        pending = [n for n in nodes if jobs[n].state is not JobState.DONE]
+        done_states = (JobState.DONE, ReplaceState.DONE)
+        pending = [n for n in nodes if jobs[n].state not in done_states]
         active: list[str] = []
-        limit = max(1, step.batch_size)
+        # replace: at most maxSurge new nodes at once (at least one)
+        limit = max(1, step.surge if replace and step.surge else step.batch_size)
         while pending or active:
             obs = self.backend.observe(step.cluster)
             # admit new nodes while the batch, budgets and capacity allow — any pending node
@@ -285,22 +294,24 @@ class Executor:
                 active.append(pending.pop(0))  # always make progress: the drain waits on PDBs
             for n in list(active):
                 st = jobs[n].advance(obs)
-                if st is JobState.DONE:
+                if st in done_states:
                     active.remove(n)
-                    self.audit("node-done", f"{n} upgraded and uncordoned", n,
-                               cluster=step.cluster)
-                elif st is JobState.BLOCKED:
+                    job_n = jobs[n]
+                    self.audit("node-done", f"{n} replaced by {job_n.new_name}"
+                               if isinstance(job_n, ReplaceJob) else
+                               f"{n} upgraded and uncordoned", n, cluster=step.cluster)
+                elif st in (JobState.BLOCKED, ReplaceState.BLOCKED):
                     self.journal.set_step(sid, "paused", self._now(), jobs[n].message)
                     raise _Stop("paused", f"{jobs[n].message}. The node stays cordoned "
                                 f"(annotation pitstop.dev/cordoned says why). Fix the PDB(s) "
                                 f"{', '.join(jobs[n].blocking_pdbs) or ''} or the pods, then "
                                 f"`pitstop resume {self.run.path}`; pitstop does not "
                                 "force-delete unless the policy allows it")
-                elif st is JobState.FAILED:
+                elif st in (JobState.FAILED, ReplaceState.FAILED):
                     return jobs[n].message
             if active or pending:
                 self.backend.clock.sleep(self.poll_s)
-        return list(nodes)
+        return [j.new_name if isinstance(j, ReplaceJob) else n for n, j in jobs.items()]
 
     def _may_start(self, obs: ClusterObservation, node: str, active: list[str]) -> bool:
         """Adaptive parallelism: another node may start draining only if every PDB covering
@@ -350,7 +361,11 @@ class Executor:
                 back = tuple(Change(c.component, c.to_version, c.from_version)
                              for c in reversed(step.changes))
                 obs = self.backend.observe(step.cluster)
-                nodes = [n for n in step.targets if (o := obs.node(n)) is not None and any(
+                replaced = {a.target: a.detail.get("replaced-by") for a in
+                            self.journal.actions(step.id) if a.kind == "node-done"
+                            and a.detail.get("replaced-by")}
+                current = [str(replaced.get(n, n)) for n in step.targets]
+                nodes = [n for n in current if (o := obs.node(n)) is not None and any(
                     getattr(o, {"kubelet": "kubelet", "kube-proxy": "kube_proxy"}.get(
                         c.component, "runtime_version")) != c.to_version for c in back)]
                 if not nodes:

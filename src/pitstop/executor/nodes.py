@@ -10,16 +10,19 @@ deleting or gone is not touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pitstop.backend import (
+    AddNode,
     Backend,
     ClusterObservation,
     EvictionResult,
     OperationState,
     PodObservation,
+    RemoveNode,
     UpgradeComponent,
 )
 from pitstop.drain import Drainer, DrainOptions, DrainState
@@ -28,7 +31,7 @@ from pitstop.planner.plan import Change
 if TYPE_CHECKING:
     from pitstop.executor.journal import Journal
 
-__all__ = ["CORDON_ANNOTATION", "JobState", "NodeJob"]
+__all__ = ["CORDON_ANNOTATION", "JobState", "NodeJob", "ReplaceJob", "ReplaceState"]
 
 CORDON_ANNOTATION = "pitstop.dev/cordoned"
 
@@ -65,6 +68,9 @@ class NodeJob:
     changes: tuple[Change, ...]
     drain_options: DrainOptions
     drain: bool = True
+    drain_only: bool = False  # stop once drained (the replace strategy removes the node)
+    force_after_timeout: bool = False  # policy forceAfterDrainTimeout: delete what is left
+    forced: bool = False
     ready_timeout_s: float = 900.0
     state: JobState = JobState.CORDON
     message: str = ""
@@ -134,7 +140,25 @@ class NodeJob:
                                         on_evict=self._on_evict, on_evicted=self._on_evicted)
             status = self._drainer.advance(obs)
             if status.state is DrainState.DONE:
-                self.state = JobState.UPGRADE
+                self.state = JobState.DONE if self.drain_only else JobState.UPGRADE
+                if self.drain_only:
+                    return self.state
+            elif status.state in (DrainState.TIMED_OUT, DrainState.FAILED) and (
+                    self.force_after_timeout and not self.forced):
+                # the policy allows forcing, but only once the drain timeout has passed
+                started = self._drainer.started
+                if self._now() - started < self.drain_options.timeout_s:
+                    self._drainer.status.state = DrainState.RUNNING  # keep waiting
+                    return self.state
+                seq = self._act("force", {"reason": status.message,
+                                          "pods": status.remaining})
+                self.forced = True
+                self._drainer = Drainer(
+                    self.backend, self.cluster, self.node,
+                    replace(self.drain_options, force=True, disable_eviction=True),
+                    started=self._now(), on_evict=self._on_evict, on_evicted=self._on_evicted)
+                self._done(seq, "forced", {"pods": status.remaining})
+                return self.state
             elif status.state in (DrainState.TIMED_OUT, DrainState.FAILED):
                 self.state = JobState.BLOCKED
                 self.message = status.message
@@ -228,3 +252,131 @@ class NodeJob:
             else:
                 self._done(seq, "settled-not-accepted", {"observed": "present"})
             del self._open_evictions[uid]
+
+
+class ReplaceState(StrEnum):
+    ADD = "add"
+    WAIT_READY = "wait-ready"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    REMOVE = "remove"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@dataclass
+class ReplaceJob:
+    """The ``replace`` strategy for one node: a new node at the new versions joins the pool
+    (surge), becomes Ready, then the old node is cordoned, drained and removed. Same journal
+    discipline as :class:`NodeJob`; operations are idempotent by key."""
+
+    backend: Backend
+    journal: Journal
+    run_id: str
+    step_id: str
+    cluster: str
+    node: str
+    pool: str
+    changes: tuple[Change, ...]
+    drain_options: DrainOptions
+    ready_timeout_s: float = 900.0
+    state: ReplaceState = ReplaceState.ADD
+    message: str = ""
+    blocking_pdbs: list[str] = field(default_factory=list)
+    _drain: NodeJob | None = None
+    _since: float | None = None
+
+    @property
+    def new_name(self) -> str:
+        digest = hashlib.blake2b(f"{self.run_id}/{self.step_id}".encode(), digest_size=3)
+        return f"{self.node}-r{digest.hexdigest()}"
+
+    def _key(self, what: str) -> str:
+        return f"{self.run_id}/{self.step_id}/{self.node}/{what}"
+
+    def recover(self) -> None:
+        kinds = {(a.kind, a.outcome) for a in self.journal.actions(self.step_id)
+                 if a.target == self.node}
+        if ("node-done", "ok") in kinds:
+            self.state = ReplaceState.DONE
+        elif ("replace-ready", "ok") in kinds:
+            self.state = ReplaceState.CORDON
+
+    def _op(self, what: str, action: AddNode | RemoveNode) -> OperationState:
+        key = self._key(what)
+        seq = self.journal.intent(self.step_id, f"replace-{what}", self.node,
+                                  {"key": key, "new": self.new_name}, self.backend.clock.now())
+        op = self.backend.start(self.cluster, key, action)  # idempotent by key
+        self.journal.outcome(seq, str(op.state), {"message": op.message},
+                             self.backend.clock.now())
+        if op.state is OperationState.FAILED:
+            self.message = f"{what} for {self.node} failed: {op.message}"
+        return op.state
+
+    def advance(self, obs: ClusterObservation) -> ReplaceState:
+        old = obs.node(self.node)
+        if self.state is ReplaceState.ADD:
+            if old is None:
+                self.state, self.message = ReplaceState.FAILED, f"node {self.node} is gone"
+                return self.state
+            final = {c.component: c.to_version for c in self.changes}
+            state = self._op("add", AddNode(
+                pool=self.pool, name=self.new_name,
+                kubelet=final.get("kubelet", old.kubelet), runtime=old.runtime,
+                runtime_version=final.get(old.runtime, old.runtime_version)))
+            if state is OperationState.FAILED:
+                self.state = ReplaceState.FAILED
+                return self.state
+            self.state = ReplaceState.WAIT_READY
+            self._since = self.backend.clock.now()
+        if self.state is ReplaceState.WAIT_READY:
+            new = obs.node(self.new_name)
+            if new is not None and new.ready:
+                seq = self.journal.intent(self.step_id, "replace-ready", self.node,
+                                          {"new": self.new_name}, self.backend.clock.now())
+                self.journal.outcome(seq, "ok", None, self.backend.clock.now())
+                self.state = ReplaceState.CORDON
+            else:
+                if self._since is None:
+                    self._since = self.backend.clock.now()
+                if self.backend.clock.now() - self._since > self.ready_timeout_s:
+                    self.state = ReplaceState.FAILED
+                    self.message = (f"replacement {self.new_name} for {self.node} did not "
+                                    f"become Ready within {self.ready_timeout_s:.0f}s")
+                return self.state
+        if self.state in (ReplaceState.CORDON, ReplaceState.DRAIN):
+            if old is None:  # removed before a restart: nothing left to drain
+                self.state = ReplaceState.REMOVE
+            else:
+                if self._drain is None:
+                    # cordon + drain of the old node, no component change
+                    self._drain = NodeJob(self.backend, self.journal, self.run_id,
+                                          self.step_id, self.cluster, self.node, (),
+                                          self.drain_options, drain_only=True)
+                    self._drain.recover()
+                st = self._drain.advance(obs)
+                if st is JobState.BLOCKED:
+                    self.state, self.message = ReplaceState.BLOCKED, self._drain.message
+                    self.blocking_pdbs = self._drain.blocking_pdbs
+                    return self.state
+                if st is JobState.FAILED:
+                    self.state, self.message = ReplaceState.FAILED, self._drain.message
+                    return self.state
+                if self._drain.state in (JobState.DRAIN, JobState.CORDON):
+                    self.state = ReplaceState.DRAIN
+                    return self.state
+                self.state = ReplaceState.REMOVE
+        if self.state is ReplaceState.REMOVE:
+            if old is not None:
+                state = self._op("remove", RemoveNode(self.node))
+                if state is OperationState.FAILED:
+                    self.state = ReplaceState.FAILED
+                    return self.state
+                if state is OperationState.RUNNING:
+                    return self.state
+            seq = self.journal.intent(self.step_id, "node-done", self.node,
+                                      {"replaced-by": self.new_name}, self.backend.clock.now())
+            self.journal.outcome(seq, "ok", None, self.backend.clock.now())
+            self.state = ReplaceState.DONE
+        return self.state

@@ -9,6 +9,7 @@ fails at :meth:`Apt.installed` with :class:`UnsupportedHost` instead of guessing
 
 from __future__ import annotations
 
+import shlex
 from typing import Protocol
 
 from pitstop.hosts import debversion
@@ -41,6 +42,11 @@ class PackageManager(Protocol):
         ...
 
     def compare(self, a: str, b: str) -> int: ...
+
+    def wait_idle(self, host: Host, timeout: float) -> str:
+        """Wait until no other package operation runs on the host; "" when it is idle and
+        consistent, else what is wrong (e.g. an install that was interrupted half-way)."""
+        ...
 
 
 class Apt:
@@ -87,10 +93,28 @@ class Apt:
         return tuple(p for p in packages if p in held)
 
     def install(self, host: Host, package: str, version: str, *, timeout: float) -> None:
-        host.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y",
-                  "-o", f"DPkg::Lock::Timeout={self.lock_timeout}",
-                  "-o", "Dpkg::Options::=--force-confold",
-                  "-o", "Dpkg::Options::=--force-confdef",
-                  "--allow-downgrades", "--no-install-recommends",
-                  "install", f"{package}={version}"],
+        """apt-get writes to a file on the host, which is shown afterwards, not to the SSH
+        channel or pipe: if pitstop dies mid-install (SIGKILL, a lost connection), apt and dpkg
+        run to their end instead of dying of SIGPIPE half-way through unpacking. The next
+        pitstop waits for them (:meth:`wait_idle`) and reads what they left."""
+        apt = shlex.join(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y",
+                          "-o", f"DPkg::Lock::Timeout={self.lock_timeout}",
+                          "-o", "Dpkg::Options::=--force-confold",
+                          "-o", "Dpkg::Options::=--force-confdef",
+                          "--allow-downgrades", "--no-install-recommends",
+                          "install", f"{package}={version}"])
+        host.run('log=$(mktemp /tmp/pitstop-apt.XXXXXX) || exit 1; '
+                 f'{apt} > "$log" 2>&1 < /dev/null; rc=$?; cat "$log"; rm -f "$log"; exit $rc',
                  timeout=timeout, sudo=True, check=True)
+
+    def wait_idle(self, host: Host, timeout: float) -> str:
+        """``apt-get check`` takes the dpkg frontend lock, so it waits (up to ``timeout``) for
+        any apt or dpkg run to finish, then checks the package database; it fails when dpkg
+        was interrupted ("you must manually run 'dpkg --configure -a'")."""
+        wait = max(1, int(timeout))
+        r = host.run(["apt-get", "-q", "-o", f"DPkg::Lock::Timeout={wait}", "check"],
+                     timeout=wait + 60, sudo=True)
+        if r.ok:
+            return ""
+        lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.startswith(("E:", "W:"))]
+        return "; ".join(lines[-3:]) or f"apt-get check exited with {r.exit_code}"

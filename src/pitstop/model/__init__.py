@@ -29,6 +29,20 @@ from pitstop.model.fleet import (
     PodDisruptionBudget,
     Workload,
 )
+from pitstop.model.hosts import (
+    HostCluster,
+    HostEtcd,
+    HostEtcdMember,
+    HostInventory,
+    HostInventorySpec,
+    HostNode,
+    HostRuntime,
+    LocalProcessMembers,
+    ProcessDaemonControl,
+    SshAccess,
+    SystemdDaemonControl,
+    VerifyCommand,
+)
 from pitstop.model.policy import (
     Approval,
     Blackout,
@@ -44,7 +58,7 @@ from pitstop.model.policy import (
 from pitstop.model.target import UpgradeTarget, UpgradeTargetSpec, parse_target_text
 
 KINDS = {"Fleet": Fleet, "UpgradePolicy": UpgradePolicy, "UpgradeTarget": UpgradeTarget,
-         "FaultScenario": FaultScenario}
+         "FaultScenario": FaultScenario, "HostInventory": HostInventory}
 
 __all__ = [
     "API_VERSION",
@@ -68,7 +82,15 @@ __all__ = [
     "FaultScenarioSpec",
     "Fleet",
     "FleetSpec",
+    "HostCluster",
+    "HostEtcd",
+    "HostEtcdMember",
+    "HostInventory",
+    "HostInventorySpec",
+    "HostNode",
+    "HostRuntime",
     "LabelSelector",
+    "LocalProcessMembers",
     "MaintenanceWindow",
     "Metadata",
     "Node",
@@ -78,13 +100,17 @@ __all__ = [
     "PodDisruptionBudget",
     "PoolPolicy",
     "ProcessCrash",
+    "ProcessDaemonControl",
     "Quantity",
     "RuntimeUpgradeFails",
+    "SshAccess",
     "StepEstimates",
+    "SystemdDaemonControl",
     "UpgradePolicy",
     "UpgradePolicySpec",
     "UpgradeTarget",
     "UpgradeTargetSpec",
+    "VerifyCommand",
     "Waiver",
     "Wave",
     "Workload",

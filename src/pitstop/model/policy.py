@@ -198,8 +198,8 @@ GATE_PHASES: tuple[GatePhase, ...] = ("etcd", "control-plane", "nodes", "addons"
 
 
 class CustomGate(SpecModel):
-    """A threshold on a metric the backend reports (the twin: ``error_rate``,
-    ``apiserver_latency_ms``…; real backends: PromQL results by name), measured after every
+    """A threshold on a metric the backend reports by name (the twin reports ``error_rate`` and
+    ``error_rate_baseline``; a metric no backend reports is an Error), measured after every
     step of the given phases with analysis semantics: ``count`` measurements ``interval``
     apart, Failed beyond ``failureLimit`` failures → the wave rolls back; a metric that cannot
     be read is an Error (the check broke), reported apart from Failed."""

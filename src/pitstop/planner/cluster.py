@@ -45,9 +45,9 @@ __all__ = ["Unsafe", "plan_cluster"]
 G_API = Gate("apiserver-ready", "apiserver-health",
              "the upgraded kube-apiserver answers /readyz and /livez; API requests succeed")
 G_CP = Gate("control-plane-healthy", "control-plane-health",
-            "every apiserver, controller-manager and scheduler is healthy and holds its lease")
+            "every apiserver answers healthy, with request latency under the limit")
 G_SNAP = Gate("etcd-snapshot-verified", "etcd-snapshot",
-              "the snapshot's integrity is verified (hash, revision, key count) and stored")
+              "the snapshot operation succeeded (the backend saves it and checks its integrity)")
 G_ETCD = Gate("etcd-healthy", "etcd-health",
               "every member healthy, one leader, raft index advancing, no alarms, db under quota")
 G_NODES = Gate("nodes-ready", "node-health",
@@ -55,7 +55,7 @@ G_NODES = Gate("nodes-ready", "node-health",
 G_WORK = Gate("workloads-available", "workload-availability",
               "every workload at or above its PDB minimum; no pod Pending too long")
 G_CANARY = Gate("canary-analysis", "canary",
-                "canary nodes' error rate and latency no worse than the baseline's")
+                "canary nodes' error rate at most twice the baseline's")
 G_ADDON = Gate("addon-rolled-out", "addon-health", "the add-on's rollout completed and is healthy")
 
 

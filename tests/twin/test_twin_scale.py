@@ -1,9 +1,8 @@
-"""A 500-node cluster with 5,000 pods: observe stays fast, and a full drain of every node
-simulates in seconds."""
+"""A 500-node cluster with 5,000 pods: a full drain of every node keeps every PDB and brings
+every pod back (how fast: bench/twin_scale.py prints it)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pitstop.model import Fleet
@@ -32,25 +31,15 @@ def _big_fleet() -> Fleet:
         "podDisruptionBudgets": pdbs}]}})
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
-def test_observe_and_a_full_drain_of_500_nodes_are_fast(tmp_path: Path) -> None:
+def test_a_full_drain_of_500_nodes_keeps_pdbs_and_pods(tmp_path: Path) -> None:
     t = Twin.create(_big_fleet(), seed=3, state_path=tmp_path / "big.db")
-    obs, cold = _timed(lambda: t.observe("big"))
+    obs = t.observe("big")
     assert (len(obs.nodes), len(obs.pods)) == (NODES, NODES + APPS * REPLICAS)
-    assert cold < 0.05
 
-    slowest = 0.0
-    start = time.perf_counter()
     for name in [n.name for n in obs.nodes]:
         t.cordon("big", name, "drain")
         while True:
-            now, took = _timed(lambda: t.observe("big"))
-            slowest = max(slowest, took)
+            now = t.observe("big")
             left = [p for p in now.pods_on(name) if p.owner_kind != "DaemonSet"]
             if not left:
                 break
@@ -59,9 +48,6 @@ def test_observe_and_a_full_drain_of_500_nodes_are_fast(tmp_path: Path) -> None:
                     t.evict("big", p.namespace, p.name, p.uid)
             t.clock.sleep(5)
         t.uncordon("big", name)
-    drain = time.perf_counter() - start
-    assert slowest < 0.05, f"slowest observe {slowest * 1000:.1f} ms"
-    assert drain < 20, f"full drain took {drain:.1f} s"
     assert t.check_invariants() == []
     t.clock.sleep(60)  # the last replacements start
     final = t.observe("big")

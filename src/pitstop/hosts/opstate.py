@@ -1,0 +1,245 @@
+"""The hosts backend's own durable state: its operations by key, the log of what it did, and
+what it records for hosts that are not Kubernetes nodes (cordon marks, annotations).
+
+One SQLite file (WAL, ``synchronous=FULL``), shared by every process that opens it, so that a
+process started after a crash finds the operations an earlier one began, sees that their owner
+is gone (:func:`owner_alive`), claims them (:meth:`HostState.claim`: one process wins) and
+settles them.
+
+An operation's *owner* names the process that runs it: ``host:pid:start-ticks`` (the start
+time in clock ticks since boot from ``/proc/PID/stat``, so a recycled pid is not mistaken for
+the owner).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pitstop.backend.api import (
+    Action,
+    AddNode,
+    BackendError,
+    EtcdRestore,
+    EtcdSnapshot,
+    Operation,
+    OperationState,
+    RemoveNode,
+    UpgradeComponent,
+)
+
+__all__ = ["HostEvent", "HostState", "OpRecord", "owner_alive", "process_identity"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    key TEXT PRIMARY KEY, cluster TEXT NOT NULL, action TEXT NOT NULL, state TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '', started REAL NOT NULL, finished REAL,
+    owner TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, cluster TEXT NOT NULL,
+    kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,
+    destructive INTEGER NOT NULL, op_key TEXT NOT NULL, owner TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marks (
+    cluster TEXT NOT NULL, node TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (cluster, node, key)
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_ACTIONS: dict[str, type[Any]] = {c.__name__: c for c in (
+    UpgradeComponent, AddNode, RemoveNode, EtcdSnapshot, EtcdRestore)}
+
+
+def _action_json(action: Action) -> str:
+    return json.dumps({"type": type(action).__name__, **asdict(action)}, sort_keys=True)
+
+
+def _action_from(text: str) -> Action:
+    data = json.loads(text)
+    cls = _ACTIONS.get(str(data.get("type")))
+    if cls is None:
+        raise BackendError(f"the hosts state names an unknown action {data.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    action: Action = cls(**{k: v for k, v in data.items() if k in names})
+    return action
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat.rpartition(")")[2].split()
+    if len(rest) < 20 or rest[0] in ("Z", "X"):
+        return None
+    return rest[19]
+
+
+def process_identity(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '?'}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by ``owner`` still runs. An owner on another machine is
+    assumed alive (pitstop cannot tell; its operations are left to it)."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, ticks = rest.partition(":")
+    if host != socket.gethostname():
+        return True
+    if not pid_text.isdigit():
+        return False
+    return _start_ticks(int(pid_text)) == ticks
+
+
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    key: str
+    cluster: str
+    action: Action
+    state: OperationState
+    message: str
+    started: float
+    finished: float | None
+    owner: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def operation(self) -> Operation:
+        return Operation(self.key, self.action, self.state, self.message, self.started,
+                         self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class HostEvent:
+    """One thing the backend did (or recorded). ``destructive``: it changed a host."""
+
+    seq: int
+    at: float
+    cluster: str
+    kind: str
+    subject: str
+    detail: str
+    destructive: bool
+    op_key: str
+    owner: str
+
+
+class HostState:
+    """See the module docstring. Safe to use from several threads (a connection each)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+        return db
+
+    # -- operations ------------------------------------------------------------------------
+    @staticmethod
+    def _op(row: tuple[Any, ...]) -> OpRecord:
+        return OpRecord(row[0], row[1], _action_from(row[2]), OperationState(row[3]), row[4],
+                        row[5], row[6], row[7], json.loads(row[8]))
+
+    _COLS = "key, cluster, action, state, message, started, finished, owner, data"
+
+    def get(self, key: str) -> OpRecord | None:
+        row = self._db().execute(f"SELECT {self._COLS} FROM operations WHERE key = ?",
+                                 (key,)).fetchone()
+        return None if row is None else self._op(row)
+
+    def operations(self, cluster: str | None = None, *, running: bool = False
+                   ) -> list[OpRecord]:
+        q, args = f"SELECT {self._COLS} FROM operations", []
+        cond = []
+        if cluster is not None:
+            cond.append("cluster = ?")
+            args.append(cluster)
+        if running:
+            cond.append("state = 'running'")
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        return [self._op(r) for r in self._db().execute(q + " ORDER BY started", args)]
+
+    def insert(self, rec: OpRecord) -> bool:
+        """Add ``rec``; False when its key exists already (the existing one stays)."""
+        cur = self._db().execute(
+            f"INSERT OR IGNORE INTO operations ({self._COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec.key, rec.cluster, _action_json(rec.action), str(rec.state), rec.message,
+             rec.started, rec.finished, rec.owner, json.dumps(rec.data, sort_keys=True)))
+        return cur.rowcount == 1
+
+    def save_data(self, key: str, data: dict[str, Any]) -> None:
+        self._db().execute("UPDATE operations SET data = ? WHERE key = ?",
+                           (json.dumps(data, sort_keys=True), key))
+
+    def finish(self, key: str, state: OperationState, message: str, at: float,
+               data: dict[str, Any]) -> None:
+        self._db().execute(
+            "UPDATE operations SET state = ?, message = ?, finished = ?, data = ? WHERE key = ?",
+            (str(state), message, at, json.dumps(data, sort_keys=True), key))
+
+    def claim(self, key: str, old_owner: str, new_owner: str) -> bool:
+        """Take over a running operation from ``old_owner``; True for the one process that
+        wins."""
+        cur = self._db().execute(
+            "UPDATE operations SET owner = ? WHERE key = ? AND owner = ? AND state = 'running'",
+            (new_owner, key, old_owner))
+        return cur.rowcount == 1
+
+    # -- the log ---------------------------------------------------------------------------
+    def record(self, at: float, cluster: str, kind: str, subject: str, detail: str,
+               destructive: bool, op_key: str, owner: str) -> None:
+        self._db().execute(
+            "INSERT INTO events (at, cluster, kind, subject, detail, destructive, op_key, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (at, cluster, kind, subject, detail, int(destructive), op_key, owner))
+
+    def events(self, cluster: str | None = None) -> list[HostEvent]:
+        q = ("SELECT seq, at, cluster, kind, subject, detail, destructive, op_key, owner "
+             "FROM events")
+        rows = (self._db().execute(q + " WHERE cluster = ? ORDER BY seq", (cluster,))
+                if cluster is not None else self._db().execute(q + " ORDER BY seq"))
+        return [HostEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
+                for r in rows]
+
+    # -- marks (cordon, annotations) and key/values ------------------------------------------
+    def set_mark(self, cluster: str, node: str, key: str, value: str | None) -> None:
+        if value is None:
+            self._db().execute("DELETE FROM marks WHERE cluster = ? AND node = ? AND key = ?",
+                               (cluster, node, key))
+        else:
+            self._db().execute(
+                "INSERT INTO marks (cluster, node, key, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(cluster, node, key) DO UPDATE SET value = excluded.value",
+                (cluster, node, key, value))
+
+    def marks(self, cluster: str) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for node, key, value in self._db().execute(
+                "SELECT node, key, value FROM marks WHERE cluster = ?", (cluster,)):
+            out.setdefault(node, {})[key] = value
+        return out
+
+    def get_kv(self, key: str) -> Any:
+        row = self._db().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_kv(self, key: str, value: Any) -> None:
+        self._db().execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO "
+                           "UPDATE SET value = excluded.value", (key, json.dumps(value)))

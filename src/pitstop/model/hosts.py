@@ -1,0 +1,249 @@
+"""The ``HostInventory`` object: where the machines of a fleet are and how pitstop reaches them.
+
+A :class:`~pitstop.model.fleet.Fleet` says *what* runs (versions, pools, workloads); a host
+inventory says *where*: per cluster, per node, the SSH address (or ``local: true`` for this
+machine), the login, the files holding the client key and the known host keys, whether commands
+that need root go through ``sudo -n``, how the runtime daemon is restarted, extra verification
+commands; and for etcd, the members with their URLs and data directories, the binaries of each
+version, and how member processes are controlled. ``pitstop apply --backend hosts -f
+hosts.yaml`` reads it; ``pitstop plan`` accepts it and ignores it.
+
+It never holds a secret: keys are named by the path of their file (a value that looks like key
+material is refused), passwords have no field (unknown fields are refused), and sudo is only
+ever ``sudo -n`` (no password prompt). Node names are the Fleet's node names, etcd member
+names the Fleet's etcd member names.
+
+.. code-block:: yaml
+
+    apiVersion: pitstop.dev/v1alpha1
+    kind: HostInventory
+    metadata: {name: lab}
+    spec:
+      clusters:
+      - name: lab
+        ssh: {user: root, identityFile: /etc/pitstop/id_ed25519,
+              knownHostsFile: /etc/pitstop/known_hosts}
+        nodes:
+        - name: node-a
+          address: 10.0.0.7
+          runtime:
+            control: {type: systemd, unit: containerd}
+          verify:
+          - {name: app-answers, command: "curl -fsS http://127.0.0.1:8080/healthz"}
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel
+from pitstop.versions import VersionError, parse_version
+
+__all__ = [
+    "HostCluster",
+    "HostEtcd",
+    "HostEtcdMember",
+    "HostInventory",
+    "HostInventorySpec",
+    "HostNode",
+    "HostRuntime",
+    "LocalProcessMembers",
+    "ProcessDaemonControl",
+    "SshAccess",
+    "SystemdDaemonControl",
+    "VerifyCommand",
+]
+
+_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+def _a_path(value: str | None) -> str | None:
+    if value is not None and ("PRIVATE KEY" in value or "\n" in value):
+        raise ValueError("this looks like key material: give the path of the key file; "
+                         "pitstop never stores keys in configuration")
+    return value
+
+
+class SshAccess(SpecModel):
+    """How to log in over SSH: key authentication, host key checked against ``knownHostsFile``
+    (an unknown host is refused, never trusted on first use)."""
+
+    user: str = Field(default="root", min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    identity_file: str | None = Field(default=None, description="path of the private key file")
+    known_hosts_file: str | None = Field(default=None,
+                                         description="path of an OpenSSH known_hosts file")
+    connect_timeout: Duration = timedelta(seconds=15)
+
+    no_key_material = field_validator("identity_file", "known_hosts_file")(_a_path)
+
+
+class SystemdDaemonControl(SpecModel):
+    """The runtime daemon is a systemd unit (``systemctl restart``)."""
+
+    type: Literal["systemd"] = "systemd"
+    unit: str = Field(default="containerd", min_length=1)
+
+
+class ProcessDaemonControl(SpecModel):
+    """The runtime daemon is a plain process (hosts without systemd): stopped by its pid file
+    (after its command line is checked), started again detached with ``setsid``, with these
+    root and state directories (the socket and config are the runtime's)."""
+
+    type: Literal["process"]
+    root: str = Field(min_length=1)
+    state: str = Field(min_length=1)
+    pid_file: str = Field(min_length=1)
+    log_file: str = Field(min_length=1)
+    binary: str = Field(default="containerd", min_length=1)
+
+
+DaemonControlSpec = Annotated[SystemdDaemonControl | ProcessDaemonControl,
+                              Field(discriminator="type")]
+
+
+class HostRuntime(SpecModel):
+    """The container runtime on a host (containerd from apt, for now)."""
+
+    name: Literal["containerd"] = "containerd"
+    package: str = Field(default="containerd", min_length=1)
+    socket: str = Field(default="/run/containerd/containerd.sock", min_length=1)
+    config: str = Field(default="/etc/containerd/config.toml", min_length=1)
+    control: DaemonControlSpec = Field(default_factory=SystemdDaemonControl)
+    install_timeout: Duration = timedelta(minutes=15)
+    ready_timeout: Duration = timedelta(seconds=60)
+
+
+class VerifyCommand(SpecModel):
+    """An extra post-upgrade check run on the host after the runtime's own verification:
+    exit 0 passes; anything else fails the upgrade, which is then rolled back."""
+
+    name: str = Field(min_length=1)
+    command: str = Field(min_length=1, description="a shell command, run with sh -c")
+    timeout: Duration = timedelta(seconds=60)
+    sudo: bool = False
+
+
+class HostNode(SpecModel):
+    name: str = Field(min_length=1, description="the node's name in the Fleet")
+    address: str | None = Field(default=None, description="SSH address (name or IP)")
+    local: bool = Field(default=False, description="this machine: commands run without SSH")
+    ssh: SshAccess | None = Field(default=None, description="overrides the cluster's ssh")
+    sudo: bool = Field(default=True, description="run root commands with sudo -n when the "
+                       "login user is not root; false: never use sudo")
+    runtime: HostRuntime = Field(default_factory=HostRuntime)
+    verify: list[VerifyCommand] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _address_or_local(self) -> HostNode:
+        if self.local == (self.address is not None):
+            raise ValueError(f"node {self.name!r}: set exactly one of address and local")
+        return self
+
+
+class LocalProcessMembers(SpecModel):
+    """etcd members run as processes of the machine pitstop runs on (pid files, metadata and
+    logs in ``runDir``)."""
+
+    type: Literal["local-process"] = "local-process"
+    run_dir: str = Field(min_length=1)
+
+
+class HostEtcdMember(SpecModel):
+    name: str = Field(min_length=1, description="the member's name in the Fleet")
+    client_url: str = Field(min_length=1)
+    peer_url: str = Field(min_length=1)
+    data_dir: str = Field(min_length=1)
+
+
+class HostEtcd(SpecModel):
+    token: str = Field(min_length=1, description="the cluster token (--initial-cluster-token)")
+    members: list[HostEtcdMember] = Field(min_length=1)
+    binaries: dict[str, str] = Field(
+        min_length=1, description="etcd version -> directory holding etcd and etcdctl "
+        "(and etcdutl for 3.5+)")
+    ctl_version: str | None = Field(default=None, description="whose etcdctl answers queries; "
+                                    "default: the newest")
+    quota_backend_bytes: int = Field(default=2 * 1024**3, ge=1)
+    extra_flags: list[str] = Field(default_factory=list)
+    control: LocalProcessMembers
+    snapshot_dir: str = Field(min_length=1)
+    restore_dir: str = Field(min_length=1, description="where restored data directories go")
+    member_timeout: Duration = timedelta(seconds=60)
+
+    @field_validator("binaries")
+    @classmethod
+    def _versions(cls, value: dict[str, str]) -> dict[str, str]:
+        for v in value:
+            try:
+                parse_version(v)
+            except VersionError as exc:
+                raise ValueError(f"binaries: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HostEtcd:
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"etcd member names repeat: {names}")
+        if self.ctl_version is not None and self.ctl_version not in self.binaries:
+            raise ValueError(f"ctlVersion {self.ctl_version} has no binaries entry")
+        return self
+
+
+class HostCluster(SpecModel):
+    name: str = Field(min_length=1, pattern=_NAME, description="the cluster's name in the Fleet")
+    ssh: SshAccess | None = Field(default=None, description="default SSH access of its nodes")
+    nodes: list[HostNode] = Field(default_factory=list)
+    etcd: HostEtcd | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> HostCluster:
+        names = [n.name for n in self.nodes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"node names repeat: {dup}")
+        for n in self.nodes:
+            if n.local:
+                continue
+            access = self.ssh_for(n)
+            if access is None or not access.identity_file or not access.known_hosts_file:
+                raise ValueError(f"node {n.name!r}: SSH needs identityFile and knownHostsFile "
+                                 "(on the node's or the cluster's ssh)")
+        return self
+
+    def ssh_for(self, node: HostNode) -> SshAccess | None:
+        return node.ssh or self.ssh
+
+    def node(self, name: str) -> HostNode | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+class HostInventorySpec(SpecModel):
+    parallelism: int = Field(default=10, ge=1, description="hosts contacted at once")
+    clusters: list[HostCluster] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> HostInventorySpec:
+        names = [c.name for c in self.clusters]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"cluster names repeat: {dup}")
+        return self
+
+
+class HostInventory(SpecModel):
+    api_version: Literal["pitstop.dev/v1alpha1"] = API_VERSION
+    kind: Literal["HostInventory"] = "HostInventory"
+    metadata: Metadata
+    spec: HostInventorySpec
+
+    def cluster(self, name: str) -> HostCluster | None:
+        return next((c for c in self.spec.clusters if c.name == name), None)
+
+    @classmethod
+    def example_json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema(by_alias=True)
