@@ -176,6 +176,12 @@ class Scratch:
         if self.namespaces:
             self.cp.kubectl("delete", "namespace", "--wait=false", "--ignore-not-found",
                             *self.namespaces, check=False)
+        # Then the pods, at once (a namespace being deleted admits no new ones): a pod left
+        # on a deleted node would wait for the pod garbage collector's quarantine (about a
+        # minute) and hold its namespace in Terminating meanwhile.
+        for ns in self.namespaces:
+            self.cp.kubectl("delete", "pods", "--all", "-n", ns, "--force", "--grace-period=0",
+                            "--wait=false", check=False)
         if self.nodes:
             self.cp.kubectl("delete", "node", "--wait=false", "--ignore-not-found",
                             *self.nodes, check=False)

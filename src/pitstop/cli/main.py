@@ -348,7 +348,8 @@ def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str
         data = report_data(run, twin, result, title=title)
         path = write_report(run.path / "report.html", data)
         s = data["summary"]
-        console.print(f"virtual makespan: {s['makespanSeconds'] / 3600:.2f} h; evictions "
+        kind = "virtual makespan" if run.backend.get("kind") == "twin" else "makespan"
+        console.print(f"{kind}: {s['makespanSeconds'] / 3600:.2f} h; evictions "
                       f"{s['evictions']}, PDB refusals (429) {s['refusals429']}")
         worst = sorted(s["minAvailability"].items(), key=lambda kv: kv[1])[:5]
         for w, r in worst:
@@ -403,22 +404,26 @@ def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str |
 @files_option
 @click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--backend", "backend_kind", type=click.Choice(["twin", "hosts"]), default="twin",
+              show_default=True, help="The twin, or real hosts (container runtimes over SSH, "
+              "etcd members) as a HostInventory given with -f says.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the twin's randomness.")
 @runs_option
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan.")
 @_guard
-def apply(files: tuple[str, ...], target_text: str | None, yes: bool, seed: int, runs_dir: str,
-          catalog_dir: str | None, now_text: str | None) -> None:
-    """Apply the plan (the twin backend for now; real backends come next), with progress.
+def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_kind: str,
+          seed: int, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
+    """Apply the plan to the twin, or with `--backend hosts` to real hosts, with progress.
     Refuses a plan with blocking findings. Interrupt it any time: `pitstop resume RUN`
     continues where it stopped.
 
     \b
-    Example:
+    Examples:
       pitstop apply -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml -y
+      pitstop apply -f fleet.yaml -f hosts.yaml --target containerd=1.6.20 --backend hosts
     """
-    from pitstop.cli.runs import RunRefused, start_run
+    from pitstop.cli.runs import RunRefused, start_hosts_run, start_run
 
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:
@@ -428,10 +433,13 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, seed: int,
     if not yes and not click.confirm(f"apply {len(plan_.steps)} steps to "
                                      f"{len(cfg.fleet.spec.clusters)} cluster(s)?"):
         sys.exit(EXIT_BLOCKED)
-    run, twin = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
-                          faults=None, mode="apply")
-    result = _execute_with_progress(run, twin)
-    _print_result(run, twin, result, _console(), "pitstop apply")
+    if backend_kind == "hosts":
+        run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
+    else:
+        run, backend = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
+                                 faults=None, mode="apply")
+    result = _execute_with_progress(run, backend)
+    _print_result(run, backend, result, _console(), "pitstop apply")
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 

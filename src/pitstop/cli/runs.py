@@ -1,5 +1,5 @@
-"""Runs from the command line: rehearse / apply on the twin, resume, status, control requests,
-and assembling the report of a run."""
+"""Runs from the command line: rehearse / apply on the twin, apply on hosts, resume, status,
+control requests, and assembling the report of a run."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pitstop.backend import Backend
 from pitstop.catalog import Catalog
 from pitstop.config import LoadedConfig
 from pitstop.errors import ConfigError, ConfigProblem, PitstopError
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.run import RunDir, create_run, open_run
+from pitstop.hosts.backend import HostsBackend, plan_problems
 from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
 from pitstop.model.faults import FaultScenario
 from pitstop.planner import Plan, make_plan
 from pitstop.twin import Twin
 
-__all__ = ["Rehearsal", "open_backend", "report_data", "start_run"]
+__all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_run", "start_run"]
 
 
 class RunRefused(PitstopError):
@@ -46,9 +48,7 @@ def start_run(fleet: Fleet, plan: Plan, policy: UpgradePolicy, runs_dir: Path, *
               start: datetime, faults: FaultScenario | None, mode: str,
               run_id: str | None = None) -> tuple[RunDir, Twin]:
     """A new run directory with a fresh twin of ``fleet`` in it."""
-    if not plan.steps:
-        raise RunRefused("the plan has no steps to run: "
-                         + ("; ".join(f.message for f in plan.blocking) or "nothing to do"))
+    _refuse_empty(plan)
     labels = {c.name: c.full_labels for c in fleet.spec.clusters}
     run = create_run(runs_dir, plan, policy, labels,
                      {"kind": "twin", "state": "twin.sqlite", "seed": seed, "mode": mode},
@@ -58,22 +58,52 @@ def start_run(fleet: Fleet, plan: Plan, policy: UpgradePolicy, runs_dir: Path, *
     return run, twin
 
 
-def open_backend(run: RunDir) -> Twin:
+def _refuse_empty(plan: Plan) -> None:
+    if not plan.steps:
+        raise RunRefused("the plan has no steps to run: "
+                         + ("; ".join(f.message for f in plan.blocking) or "nothing to do"))
+
+
+def start_hosts_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_dir: Path, *,
+                    run_id: str | None = None) -> tuple[RunDir, Backend]:
+    """A new run directory for the hosts of ``cfg.hosts`` (the HostInventory), refused before
+    anything is created when the inventory does not cover what the plan changes."""
+    _refuse_empty(plan)
+    if cfg.hosts is None:
+        raise ConfigError([ConfigProblem(
+            "-f", None, "", "--backend hosts needs a HostInventory.",
+            "pass -f hosts.yaml holding `kind: HostInventory` (docs/runtime-upgrades.md).")])
+    problems = plan_problems(cfg.hosts, plan)
+    if problems:
+        raise RunRefused("the hosts backend cannot carry this plan out:\n  - "
+                         + "\n  - ".join(problems))
+    assert cfg.fleet is not None
+    labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
+    run = create_run(runs_dir, plan, policy, labels,
+                     {**HostsBackend.run_record(), "mode": "apply"}, run_id=run_id)
+    return run, HostsBackend.create(run.path, cfg.hosts, cfg.fleet)
+
+
+def open_backend(run: RunDir) -> Backend:
+    """The backend of an existing run, from what its directory holds."""
     kind = run.backend.get("kind")
-    if kind != "twin":
-        raise RunRefused(f"run {run.run_id} uses backend {kind!r}, which this build cannot "
-                         "drive yet (only the twin)")
-    return Twin.open(run.path / str(run.backend["state"]))
+    if kind == "twin":
+        return Twin.open(run.path / str(run.backend["state"]))
+    if kind == "hosts":
+        return HostsBackend.open(run.path)
+    raise RunRefused(f"run {run.run_id} uses backend {kind!r}, which this build cannot drive "
+                     "(it drives the twin and hosts)")
 
 
-def execute(run: RunDir, twin: Twin, on_event: Callable[[str, dict[str, Any]], None] | None
-            = None) -> RunResult:
-    return Executor(run, twin, on_event=on_event).execute()
+def execute(run: RunDir, backend: Backend, on_event: Callable[[str, dict[str, Any]], None]
+            | None = None) -> RunResult:
+    return Executor(run, backend, on_event=on_event).execute()
 
 
-def report_data(run: RunDir, twin: Twin, result: RunResult | None, *, title: str,
+def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, title: str,
                 stories: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The report contract of pitstop.report.html, from the journal, audit and twin."""
+    """The report contract of pitstop.report.html, from the journal, audit and backend (the
+    twin adds availability samples and PDB floors; real backends have none to give)."""
     j = run.journal
     steps_by_id = {s.id: s for s in run.plan.steps}
     steps: list[dict[str, Any]] = []
@@ -108,21 +138,22 @@ def report_data(run: RunDir, twin: Twin, result: RunResult | None, *, title: str
     for bar in nodes.values():
         if bar["end"] is None:
             bar["outcome"] = "failed" if result and result.status != "completed" else "running"
-    availability = twin.availability()
-    floors = twin.pdb_floors() if hasattr(twin, "pdb_floors") else {}
+    twin = backend if isinstance(backend, Twin) else None
+    availability = twin.availability() if twin is not None else {}
+    floors = twin.pdb_floors() if twin is not None else {}
     min_av: dict[str, float] = {}
     for w, samples in availability.items():
         ratios = [r / d for _, r, d in samples if d]
         min_av[w] = min(ratios) if ratios else 1.0
     starts: list[float] = [s["start"] for s in steps if s["start"] is not None]
     ends: list[float] = [s["end"] for s in steps if s["end"] is not None]
-    started = min(starts) if starts else twin.clock.now()
+    started = min(starts) if starts else backend.clock.now()
     finished = max(ends) if ends else None
     return {
         "title": title, "runId": run.run_id,
         "status": result.status if result else j.get("status"),
         "reason": result.reason if result else j.get("reason"),
-        "backend": "twin", "started": started, "finished": finished,
+        "backend": backend.name, "started": started, "finished": finished,
         "target": run.plan.target, "steps": steps, "nodes": list(nodes.values()),
         "availability": {w: [list(x) for x in v] for w, v in availability.items()},
         "pdbFloors": floors,

@@ -11,10 +11,11 @@ kwok (``sigs.k8s.io/kwok``) keeps a Node's ``status.nodeInfo`` as it is written 
 for its kubelet. :class:`KwokNodeUpgrader` therefore upgrades a node by doing what a restarted
 kubelet shows: the node reports NotReady (``KubeletNotReady``), then — after
 ``restart_seconds`` — Ready again with the new ``kubeletVersion`` / ``kubeProxyVersion`` /
-``containerRuntimeVersion``. Measured on kwok v0.8.0 with kwokctl's default stages: kwok's
-``node-initialize`` stage sets a NotReady node Ready again within milliseconds, keeping the
-``nodeInfo`` it finds, so the NotReady window is that short; the version change itself waits
-``restart_seconds``. ``AddNode`` creates a Node object (labels, taints and allocatable copied
+``containerRuntimeVersion``. Seen on kwok v0.8.0 with kwokctl's default stages: kwok's
+``node-initialize`` stage sets a NotReady node Ready again at once (before a read 0.3 s later),
+keeping the ``nodeInfo`` it finds, so the NotReady window is that short; the version change
+itself waits ``restart_seconds``, and the operation succeeds once the node is Ready at the new
+version. ``AddNode`` creates a Node object (labels, taints and allocatable copied
 from a node of the same pool) that kwok starts managing at once; ``RemoveNode`` deletes it.
 """
 

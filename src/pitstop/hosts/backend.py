@@ -1,0 +1,890 @@
+"""The backend interface over machines: runtime upgrades over SSH (or locally), etcd members
+as processes, driven by the executor exactly like the twin — same plan, journal, audit, gates
+and resume.
+
+``HostsBackend(inventory, state_dir, fleet=...)`` serves the clusters of a
+:class:`~pitstop.model.HostInventory`. Its durable state (operations by key, the log of what it
+did, recorded cordon marks) is ``state_dir/hosts.sqlite`` (:mod:`pitstop.hosts.opstate`); a
+run keeps it in the run directory, with copies of the inventory and the fleet, so that ``pitstop
+resume`` needs nothing else.
+
+What each call does
+===================
+
+=================  ===========================================================================
+observe            per node of the inventory (in parallel, ``spec.parallelism`` at once): the
+                   installed runtime package (``dpkg-query``) and the daemon (``ctr version``,
+                   its pid and binary). ``runtime_version`` is the build the daemon *runs*: the
+                   installed package when the daemon runs it, else the build the daemon reports
+                   (a daemon still on a replaced binary reports the old build). ``ready``: the
+                   daemon answers and no operation of this backend is changing the host.
+                   ``kubelet``: ``kubelet --version`` when the host has a kubelet, else the
+                   version the Fleet declares for the node (a host that is not a Kubernetes
+                   node has none to read). ``kube_proxy``: the Fleet's. ``pool``: the Fleet's.
+                   No pods and no PDBs: see *Kubernetes nodes* below. ``etcd``: the members'
+                   status (``etcdctl endpoint status/health``, alarms). ``apiservers``,
+                   controller-manager and scheduler are empty: this backend does not run them.
+health             ``etcd`` as above; ``metrics`` from the hosts: ``hosts_unreachable``,
+                   ``runtimes_down``, ``containers_running``, ``containers_not_running`` (tasks
+                   of every namespace, ``ctr task ls``), and ``error_rate`` /
+                   ``error_rate_baseline``: the share of tasks not running on the hosts at the
+                   newest runtime build vs. on the others (all hosts when they all run one) —
+                   the canary signal for fleets without an application metric.
+cordon/uncordon    **recorded only**: a host that is not a Kubernetes node has no scheduler to
+annotate           tell. The mark is kept in the state (``observe`` reports it as
+                   ``unschedulable`` / ``annotations``, so a node left "cordoned" by a paused
+                   run shows) and in the log; nothing on the host changes.
+evict/delete_pod   nothing to do (no pods): GONE, recorded.
+start/poll         long-running operations in a background thread each, idempotent by key:
+                   ``UpgradeComponent(node, "containerd", v)`` — the runtime actuator: facts,
+                   checks, snapshot of every container, pinned apt install, daemon restart,
+                   verification (+ the inventory's ``verify`` commands), automatic rollback to
+                   the previous build when verification fails → FAILED with the message;
+                   ``UpgradeComponent(member, "etcd", v)`` — the other members must pass the
+                   etcd gate, then the member restarts on the new binary and must come back
+                   healthy and caught up; ``EtcdSnapshot(name)`` — a verified snapshot in the
+                   inventory's ``snapshotDir``; ``EtcdRestore(snapshot, version)`` — that
+                   snapshot restored into a new cluster of ``version`` (the way back from a
+                   failed etcd upgrade; later calls use the restored members). Anything else
+                   (kubelet, control plane, add-ons, replacing nodes) ends FAILED with a
+                   message saying so: those need the Kubernetes or a provider backend.
+clock              real time (:class:`WallClock`).
+=================  ===========================================================================
+
+Crashes
+=======
+
+Every operation records its owner process and, as it goes, its phase and what it needs to go
+on (the previous build, the snapshot of every container taken before anything changed). A
+process that finds a *running* operation whose owner is gone (``pitstop resume`` after a
+SIGKILL) claims it — one process wins — and settles it before anything else is done in that
+cluster: it waits until apt and dpkg are idle (an install the dead process started runs to its
+end on the host: apt writes to a file there, not to the SSH channel), re-reads the facts and
+carries on from them: at the target and verified (against the containers recorded before the
+upgrade) → SUCCEEDED; at the target but the daemon still on the old binary → restart only; not
+at the target → install (apt installs of a pinned build are idempotent); a crash during a
+rollback → the rollback is finished. The log (:meth:`HostsBackend.events`) shows every install
+and restart with its process, so a test can prove nothing was done twice.
+
+Worker threads are not daemon threads: a pitstop interrupted with Ctrl-C finishes the host
+operation in flight (it never leaves apt half-way) before it exits.
+
+Kubernetes nodes
+================
+
+This backend upgrades what runs *on* a host. When the host is also a Kubernetes node, the node
+must be cordoned and drained through the API server first (by policy; a runtime patch may be
+allowed in place, since containers survive the daemon restart). That composition is the next
+step: a backend that takes observe/cordon/uncordon/annotate/evict/delete_pod and the kubelet
+from :class:`~pitstop.kube.backend.KubeBackend` and ``start``/``poll`` of runtime and etcd
+actions from this one, node names matched between the inventory and the cluster. It is not
+built yet; until then this backend is for hosts whose containers are not scheduled by
+Kubernetes (or whose drain is done by other means).
+
+etcd members are controlled as processes of the machine pitstop runs on
+(:class:`~pitstop.hosts.etcd.LocalProcessControl`); members on other hosts (over SSH, or
+systemd units) need another ``MemberControl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pitstop.backend.api import (
+    Action,
+    BackendError,
+    ClusterObservation,
+    EtcdMemberObservation,
+    EtcdRestore,
+    EtcdSnapshot,
+    EvictionResult,
+    HealthSignals,
+    NodeObservation,
+    Operation,
+    OperationState,
+    UpgradeComponent,
+)
+from pitstop.catalog import Catalog, load_catalog
+from pitstop.errors import PitstopError
+from pitstop.hosts import debversion
+from pitstop.hosts.connect import (
+    CommandResult,
+    CommandTimeout,
+    Host,
+    HostAuthFailed,
+    HostError,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    LocalHost,
+    SSHHost,
+    run_many,
+)
+from pitstop.hosts.containerd import (
+    ContainerdActuator,
+    DaemonControl,
+    DaemonInfo,
+    PostCheck,
+    Problem,
+    ProcessDaemon,
+    Severity,
+    Snapshot,
+    SystemdDaemon,
+    TaskState,
+    UpgradeRefused,
+)
+from pitstop.hosts.etcd import EtcdActuator, EtcdCluster, EtcdMember, LocalProcessControl
+from pitstop.hosts.opstate import HostEvent, HostState, OpRecord, owner_alive, process_identity
+from pitstop.hosts.packages import Apt, PackageManager, UnsupportedHost
+from pitstop.model import Fleet, HostCluster, HostInventory, HostNode, VerifyCommand
+from pitstop.planner import Plan
+
+__all__ = ["RUNTIMES", "STATE_FILE", "HostsBackend", "RunStateUnreadable", "WallClock",
+           "plan_problems"]
+
+log = logging.getLogger("pitstop.hosts")
+
+STATE_FILE = "hosts.sqlite"
+INVENTORY_FILE = "inventory.json"
+FLEET_FILE = "fleet.json"
+RUNTIMES = frozenset({"containerd"})
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# Errors that say the inventory is wrong, not that a host is down: they stop the run.
+_CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, UnsupportedHost)
+
+
+class RunStateUnreadable(PitstopError, BackendError):
+    """A run directory whose hosts backend files are missing or damaged."""
+
+    exit_code = 2
+
+
+class WallClock:
+    """Real time (POSIX seconds)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the inventory allows: checked before a run starts
+
+
+def plan_problems(inventory: HostInventory, plan: Plan) -> list[str]:
+    """Why this backend cannot carry ``plan`` out (empty: it can). Checked before a run is
+    created, so a plan is never started on hosts it cannot reach."""
+    out: list[str] = []
+    for s in plan.steps:
+        inv = inventory.cluster(s.cluster)
+        if inv is None:
+            out.append(f"{s.id}: cluster {s.cluster} is not in the HostInventory")
+            continue
+        if s.action == "upgrade-nodes":
+            if s.strategy == "replace":
+                out.append(f"{s.id}: the replace strategy needs a provider backend to add "
+                           "nodes; hosts are upgraded in place (set the pool's strategy to "
+                           "in-place)")
+            for c in s.changes:
+                if c.component not in RUNTIMES:
+                    out.append(f"{s.id}: {c.component} is not upgraded by the hosts backend "
+                               f"(runtimes: {', '.join(sorted(RUNTIMES))}); {c.component} "
+                               "needs the Kubernetes backend")
+            missing = [n for n in s.targets if inv.node(n) is None]
+            if missing:
+                out.append(f"{s.id}: node(s) {', '.join(missing)} are not in the HostInventory "
+                           f"of cluster {s.cluster}")
+        elif s.action in ("etcd-snapshot", "upgrade-etcd-member"):
+            if inv.etcd is None:
+                out.append(f"{s.id}: cluster {s.cluster} has no etcd section in the "
+                           "HostInventory")
+            elif s.action == "upgrade-etcd-member":
+                names = {m.name for m in inv.etcd.members}
+                missing = [t for t in s.targets if t not in names]
+                if missing:
+                    out.append(f"{s.id}: etcd member(s) {', '.join(missing)} are not in the "
+                               "HostInventory")
+                if s.to_version not in inv.etcd.binaries:
+                    out.append(f"{s.id}: no etcd {s.to_version} binaries in the HostInventory "
+                               f"(has {', '.join(sorted(inv.etcd.binaries))})")
+        else:
+            out.append(f"{s.id}: {s.action} is not done by the hosts backend (it upgrades "
+                       "container runtimes and etcd members)")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording wrappers: every install and restart goes to the log, with its operation
+
+
+Record = Callable[[str, str, str, bool], None]  # kind, subject, detail, destructive
+
+
+class _RecordedPackages:
+    def __init__(self, inner: PackageManager, record: Record) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._record = record
+
+    def installed(self, host: Host, package: str) -> str | None:
+        return self.inner.installed(host, package)
+
+    def candidates(self, host: Host, package: str) -> tuple[str, ...]:
+        return self.inner.candidates(host, package)
+
+    def held(self, host: Host, packages: tuple[str, ...]) -> tuple[str, ...]:
+        return self.inner.held(host, packages)
+
+    def compare(self, a: str, b: str) -> int:
+        return self.inner.compare(a, b)
+
+    def wait_idle(self, host: Host, timeout: float) -> str:
+        return self.inner.wait_idle(host, timeout)
+
+    def install(self, host: Host, package: str, version: str, *, timeout: float) -> None:
+        self._record("install", host.name, f"{package}={version}", True)
+        self.inner.install(host, package, version, timeout=timeout)
+        self._record("install-done", host.name, f"{package}={version}", False)
+
+
+class _RecordedDaemon:
+    def __init__(self, inner: DaemonControl, record: Record) -> None:
+        self.inner = inner
+        self._record = record
+
+    def pid(self, host: Host) -> int | None:
+        return self.inner.pid(host)
+
+    def restart(self, host: Host) -> None:
+        self._record("daemon-restart", host.name, "", True)
+        self.inner.restart(host)
+
+    def start(self, host: Host) -> None:
+        self._record("daemon-start", host.name, "", True)
+        self.inner.start(host)
+
+    def stop(self, host: Host) -> None:
+        self._record("daemon-stop", host.name, "", True)
+        self.inner.stop(host)
+
+
+class _NoSudo:
+    """A host whose login user has the rights needed (``sudo: false``): never escalates."""
+
+    def __init__(self, inner: Host) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def run(self, cmd: list[str] | str, timeout: float = 60.0, *, sudo: bool = False,
+            check: bool = False) -> CommandResult:
+        return self.inner.run(cmd, timeout, sudo=False, check=check)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _verify_command(cmd: VerifyCommand) -> PostCheck:
+    def check(host: Host, after: Snapshot) -> Sequence[Problem]:
+        try:
+            r = host.run(cmd.command, timeout=cmd.timeout.total_seconds(), sudo=cmd.sudo)
+        except CommandTimeout as exc:
+            return [Problem(Severity.ERROR, "verify-command", f"{host.name}: verification "
+                            f"command {cmd.name!r} timed out: {exc}")]
+        if r.ok:
+            return []
+        tail = (r.stderr.strip() or r.stdout.strip())[-300:]
+        return [Problem(Severity.ERROR, "verify-command",
+                        f"{host.name}: verification command {cmd.name!r} exited with "
+                        f"{r.exit_code}" + (f": {tail}" if tail else ""))]
+    return check
+
+
+def _snapshot_json(s: Snapshot) -> dict[str, Any]:
+    return asdict(s)
+
+
+def _snapshot_from(d: dict[str, Any]) -> Snapshot:
+    daemon = DaemonInfo(**d["daemon"]) if d.get("daemon") else None
+    return Snapshot(d["host"], float(d["taken_at"]), daemon,
+                    tuple(TaskState(**t) for t in d.get("tasks", ())))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class HostsBackend:
+    """A :class:`~pitstop.backend.Backend` over hosts; see the module docstring."""
+
+    def __init__(self, inventory: HostInventory, state_dir: Path, *, fleet: Fleet | None = None,
+                 catalog: Catalog | None = None) -> None:
+        self.inventory = inventory
+        self.fleet = fleet
+        self.state_dir = Path(state_dir)
+        self.state = HostState(self.state_dir / STATE_FILE)
+        self.owner = process_identity()
+        self._clock = WallClock()
+        self._catalog = catalog
+        self._hosts: dict[tuple[str, str], Host] = {}
+        self._etcd: dict[str, EtcdActuator] = {}
+        self._lock = threading.RLock()
+        self._threads: dict[str, threading.Thread] = {}
+        self._settled: set[str] = set()
+
+    # -- run directories -------------------------------------------------------------------
+    @staticmethod
+    def run_record() -> dict[str, Any]:
+        """What ``run.json`` says about this backend (see :meth:`create` and :meth:`open`)."""
+        return {"kind": "hosts", "state": STATE_FILE, "inventory": INVENTORY_FILE,
+                "fleet": FLEET_FILE}
+
+    @classmethod
+    def create(cls, state_dir: Path, inventory: HostInventory, fleet: Fleet | None
+               ) -> HostsBackend:
+        """A backend whose inventory and fleet are kept in ``state_dir`` for :meth:`open`."""
+        state_dir = Path(state_dir)
+        (state_dir / INVENTORY_FILE).write_text(
+            inventory.model_dump_json(by_alias=True, indent=1))
+        if fleet is not None:
+            (state_dir / FLEET_FILE).write_text(fleet.model_dump_json(by_alias=True, indent=1))
+        return cls(inventory, state_dir, fleet=fleet)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> HostsBackend:
+        state_dir = Path(state_dir)
+        fleet_file = state_dir / FLEET_FILE
+        try:
+            inventory = HostInventory.model_validate_json(
+                (state_dir / INVENTORY_FILE).read_text())
+            fleet = Fleet.model_validate_json(fleet_file.read_text()) if fleet_file.exists() \
+                else None
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise RunStateUnreadable(f"{state_dir}: cannot read the run's {INVENTORY_FILE} / "
+                                     f"{FLEET_FILE}: {exc}") from None
+        return cls(inventory, state_dir, fleet=fleet)
+
+    # -- protocol basics -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "hosts"
+
+    @property
+    def clock(self) -> WallClock:
+        return self._clock
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog()
+        return self._catalog
+
+    def close(self) -> None:
+        """Wait for operations in flight, then close the SSH connections."""
+        for t in list(self._threads.values()):
+            t.join()
+        for h in self._hosts.values():
+            h.close()
+        self._hosts.clear()
+
+    def events(self, cluster: str | None = None) -> list[HostEvent]:
+        """The log: every start, install, restart, rollback, recorded cordon… in order."""
+        return self.state.events(cluster)
+
+    def _record(self, cluster: str, kind: str, subject: str, detail: str = "",
+                destructive: bool = False, op_key: str = "") -> None:
+        self.state.record(self._clock.now(), cluster, kind, subject, detail, destructive,
+                          op_key, self.owner)
+
+    # -- the inventory ---------------------------------------------------------------------
+    def _cluster(self, cluster: str) -> HostCluster:
+        inv = self.inventory.cluster(cluster)
+        if inv is None:
+            raise BackendError(f"cluster {cluster!r} is not in the HostInventory "
+                               f"{self.inventory.metadata.name}")
+        return inv
+
+    def _node(self, cluster: str, node: str) -> HostNode:
+        n = self._cluster(cluster).node(node)
+        if n is None:
+            raise BackendError(f"node {node!r} of cluster {cluster} is not in the HostInventory")
+        return n
+
+    def _host(self, cluster: str, node: HostNode) -> Host:
+        with self._lock:
+            key = (cluster, node.name)
+            host = self._hosts.get(key)
+            if host is None:
+                if node.local:
+                    host = LocalHost(node.name)
+                else:
+                    access = self._cluster(cluster).ssh_for(node)
+                    assert access is not None and node.address is not None  # model-validated
+                    assert access.identity_file and access.known_hosts_file
+                    host = SSHHost(node.address, port=access.port, user=access.user,
+                                   client_keys=[access.identity_file],
+                                   known_hosts=access.known_hosts_file, name=node.name,
+                                   connect_timeout=access.connect_timeout.total_seconds())
+                if not node.sudo:
+                    host = _NoSudo(host)
+                self._hosts[key] = host
+            return host
+
+    def _actuator(self, node: HostNode, record: Record | None = None) -> ContainerdActuator:
+        rt = node.runtime
+        ctl = rt.control
+        daemon: DaemonControl
+        if ctl.type == "process":
+            daemon = ProcessDaemon.containerd(root=ctl.root, state=ctl.state, address=rt.socket,
+                                              config=rt.config, pid_file=ctl.pid_file,
+                                              log_file=ctl.log_file, binary=ctl.binary)
+        else:
+            daemon = SystemdDaemon(ctl.unit)
+        packages: PackageManager = Apt()
+        if record is not None:
+            daemon = _RecordedDaemon(daemon, record)
+            packages = _RecordedPackages(packages, record)
+        return ContainerdActuator(daemon, address=rt.socket, config_path=rt.config,
+                                  package=rt.package, packages=packages, catalog=self.catalog,
+                                  install_timeout=rt.install_timeout.total_seconds(),
+                                  ready_timeout=rt.ready_timeout.total_seconds())
+
+    def _fleet_node(self, cluster: str, node: str) -> tuple[str, str, str | None]:
+        """(pool, kubelet, kube-proxy) as the Fleet declares them ("" when unknown)."""
+        if self.fleet is None:
+            return "", "", None
+        for c in self.fleet.spec.clusters:
+            if c.name == cluster:
+                for pool, n in c.all_nodes():
+                    if n.name == node:
+                        return pool.name, n.kubelet, n.proxy_version
+        return "", "", None
+
+    def _etcd_actuator(self, cluster: str) -> EtcdActuator:
+        with self._lock:
+            act = self._etcd.get(cluster)
+            if act is not None:
+                return act
+            et = self._cluster(cluster).etcd
+            if et is None:
+                raise BackendError(f"cluster {cluster} has no etcd in the HostInventory")
+            restored = self.state.get_kv(f"etcd-restored/{cluster}") or {}
+            dirs: dict[str, str] = restored.get("dataDirs", {})
+            members = tuple(EtcdMember(m.name, m.client_url, m.peer_url,
+                                       Path(dirs.get(m.name, m.data_dir))) for m in et.members)
+            desc = EtcdCluster(cluster, members, {v: Path(d) for v, d in et.binaries.items()},
+                               restored.get("token", et.token), et.quota_backend_bytes,
+                               tuple(et.extra_flags), et.ctl_version)
+            act = EtcdActuator(desc, LocalProcessControl(Path(et.control.run_dir)),
+                               on_event=lambda text: self._record(cluster, "etcd", cluster,
+                                                                  text))
+            self._etcd[cluster] = act
+            return act
+
+    # -- observation -----------------------------------------------------------------------
+    def _running_build(self, act: ContainerdActuator, installed: str | None,
+                       daemon: DaemonInfo | None) -> str:
+        if daemon is None:
+            return installed or ""
+        if installed is not None and act.daemon_runs(daemon, installed):
+            return installed
+        if daemon.revision and not _SHA.match(daemon.revision):
+            return daemon.revision  # a distribution build: the revision is the package version
+        return daemon.version.lstrip("v")
+
+    def _kubelet(self, host: Host, declared: str) -> str:
+        r = host.run("command -v kubelet >/dev/null 2>&1 || exit 200; kubelet --version",
+                     timeout=30)
+        m = re.search(r"v?(\d+\.\d+\.\d+\S*)", r.stdout) if r.ok else None
+        return m.group(1) if m else declared
+
+    def _look(self, cluster: str, node: HostNode, busy: set[str],
+              marks: dict[str, str], tasks: bool) -> tuple[NodeObservation, Snapshot | None]:
+        host = self._host(cluster, node)
+        act = self._actuator(node)
+        pool, declared, proxy = self._fleet_node(cluster, node.name)
+        installed = act.packages.installed(host, node.runtime.package)
+        snap: Snapshot | None = None
+        if tasks:
+            try:
+                snap = act.snapshot(host)
+            except HostError:
+                snap = None
+            daemon = snap.daemon if snap is not None else None
+        else:
+            daemon, _ = act.daemon_info(host)
+        annotations = {k.removeprefix("annotation:"): v for k, v in marks.items()
+                       if k.startswith("annotation:")}
+        obs = NodeObservation(
+            name=node.name, pool=pool, ready=daemon is not None and node.name not in busy,
+            unschedulable=marks.get("unschedulable") == "true",
+            kubelet=self._kubelet(host, declared), kube_proxy=proxy,
+            runtime=node.runtime.name, runtime_version=self._running_build(act, installed,
+                                                                           daemon),
+            annotations=annotations)
+        return obs, snap
+
+    def _nodes(self, cluster: str, tasks: bool
+               ) -> list[tuple[HostNode, NodeObservation | None, Snapshot | None, str]]:
+        inv = self._cluster(cluster)
+        busy = {op.action.target for op in self.state.operations(cluster, running=True)
+                if isinstance(op.action, UpgradeComponent)}
+        marks = self.state.marks(cluster)
+        outcomes = run_many(inv.nodes, lambda n: self._look(cluster, n, busy,
+                                                             marks.get(n.name, {}), tasks),
+                            self.inventory.spec.parallelism)
+        out: list[tuple[HostNode, NodeObservation | None, Snapshot | None, str]] = []
+        for o in outcomes:
+            if o.error is not None:
+                if isinstance(o.error, _CONFIG_ERRORS):
+                    raise o.error
+                if not isinstance(o.error, HostError):
+                    raise o.error
+                out.append((o.host, None, None, str(o.error)))
+            else:
+                assert o.value is not None
+                out.append((o.host, o.value[0], o.value[1], ""))
+        return out
+
+    def _etcd_health(self, cluster: str) -> tuple[EtcdMemberObservation, ...]:
+        if self._cluster(cluster).etcd is None:
+            return ()
+        return self._etcd_actuator(cluster).health()
+
+    def observe(self, cluster: str) -> ClusterObservation:
+        self._settle(cluster)
+        nodes = []
+        for node, seen, _, error in self._nodes(cluster, tasks=False):
+            if seen is not None:
+                nodes.append(seen)
+                continue
+            pool, declared, proxy = self._fleet_node(cluster, node.name)
+            log.warning("%s", error)  # unreachable: not Ready, versions unknown
+            nodes.append(NodeObservation(node.name, pool, False, False, declared, proxy,
+                                         node.runtime.name, ""))
+        return ClusterObservation(cluster=cluster, time=self._clock.now(), apiservers={},
+                                  controller_manager="", scheduler="",
+                                  etcd=self._etcd_health(cluster), nodes=tuple(nodes), pods=(),
+                                  pdbs=())
+
+    def health(self, cluster: str) -> HealthSignals:
+        self._settle(cluster)
+        looks = self._nodes(cluster, tasks=True)
+        reachable = [(o, s) for _, o, s, _ in looks if o is not None]
+        versions = {o.runtime_version for o, _ in reachable if o.runtime_version}
+        newest = max(versions, key=debversion.sort_key) if versions else ""
+        upgraded = [s for o, s in reachable if o.runtime_version == newest]
+        others = [s for o, s in reachable if o.runtime_version != newest] or upgraded
+
+        def share(snaps: list[Snapshot | None]) -> float:
+            tasks = [t for s in snaps if s is not None for t in s.tasks]
+            return sum(1 for t in tasks if t.status != "RUNNING") / len(tasks) if tasks else 0.0
+
+        all_tasks = [t for _, s in reachable if s is not None for t in s.tasks]
+        metrics = {
+            "hosts_unreachable": float(len(looks) - len(reachable)),
+            "runtimes_down": float(sum(1 for _, s in reachable if s is None)),
+            "containers_running": float(sum(1 for t in all_tasks if t.status == "RUNNING")),
+            "containers_not_running": float(sum(1 for t in all_tasks
+                                                if t.status != "RUNNING")),
+            "error_rate": share(upgraded), "error_rate_baseline": share(others)}
+        return HealthSignals(time=self._clock.now(), apiserver_ok={}, apiserver_latency_ms=None,
+                             etcd=self._etcd_health(cluster), metrics=metrics)
+
+    # -- recorded no-ops -------------------------------------------------------------------
+    _NOT_A_NODE = "recorded only: a host that is not a Kubernetes node has no scheduler to tell"
+
+    def cordon(self, cluster: str, node: str, reason: str) -> None:
+        self._node(cluster, node)
+        self.state.set_mark(cluster, node, "unschedulable", "true")
+        self._record(cluster, "cordon", node, f"{reason}; {self._NOT_A_NODE}")
+
+    def uncordon(self, cluster: str, node: str) -> None:
+        self._node(cluster, node)
+        self.state.set_mark(cluster, node, "unschedulable", None)
+        self._record(cluster, "uncordon", node, self._NOT_A_NODE)
+
+    def annotate(self, cluster: str, node: str, key: str, value: str | None) -> None:
+        self._node(cluster, node)
+        self.state.set_mark(cluster, node, f"annotation:{key}", value)
+        self._record(cluster, "annotate", node, f"{key}={value}; {self._NOT_A_NODE}")
+
+    def evict(self, cluster: str, namespace: str, pod: str, uid: str) -> EvictionResult:
+        self._record(cluster, "evict", f"{namespace}/{pod}", "hosts carry no pods: gone")
+        return EvictionResult.GONE
+
+    def delete_pod(self, cluster: str, namespace: str, pod: str, uid: str) -> None:
+        self._record(cluster, "delete", f"{namespace}/{pod}", "hosts carry no pods: gone")
+
+    # -- operations ------------------------------------------------------------------------
+    def _unsupported(self, cluster: str, action: Action) -> str:
+        """Why ``action`` cannot be done here ("" when it can)."""
+        inv = self._cluster(cluster)
+        if isinstance(action, UpgradeComponent):
+            if action.component in RUNTIMES:
+                node = inv.node(action.target)
+                if node is None:
+                    return f"node {action.target} is not in the HostInventory"
+                if node.runtime.name != action.component:
+                    return f"{action.target} runs {node.runtime.name}, not {action.component}"
+                return ""
+            if action.component == "etcd":
+                if inv.etcd is None:
+                    return f"cluster {cluster} has no etcd in the HostInventory"
+                if action.target not in {m.name for m in inv.etcd.members}:
+                    return f"etcd member {action.target} is not in the HostInventory"
+                return ""
+            return (f"the hosts backend does not upgrade {action.component} (it upgrades "
+                    f"{', '.join(sorted(RUNTIMES))} and etcd); that needs the Kubernetes or a "
+                    "provider backend")
+        if isinstance(action, EtcdSnapshot | EtcdRestore):
+            return "" if inv.etcd is not None else \
+                f"cluster {cluster} has no etcd in the HostInventory"
+        return (f"the hosts backend cannot {type(action).__name__}: adding and removing nodes "
+                "needs a provider backend")
+
+    def start(self, cluster: str, key: str, action: Action) -> Operation:
+        self._settle(cluster)
+        rec = self.state.get(key)
+        if rec is None:
+            why = self._unsupported(cluster, action)
+            now = self._clock.now()
+            new = OpRecord(key, cluster, action, OperationState.FAILED if why else
+                           OperationState.RUNNING, why, now, now if why else None, self.owner)
+            if self.state.insert(new):
+                self._record(cluster, "start", key, f"{action!r}" + (f": {why}" if why else ""),
+                             not why, key)
+                if not why:
+                    self._spawn(key)
+                return new.operation()
+            rec = self.state.get(key)
+            assert rec is not None
+        if rec.action != action:
+            raise BackendError(f"operation {key} exists for {rec.action!r}, not {action!r}")
+        self._record(cluster, "start", key, f"known key: {rec.state}", False, key)
+        return self._current(rec)
+
+    def poll(self, cluster: str, key: str) -> Operation:
+        self._settle(cluster)
+        rec = self.state.get(key)
+        if rec is None:
+            raise BackendError(f"no operation with key {key} (state {self.state.path})")
+        return self._current(rec)
+
+    def _current(self, rec: OpRecord) -> Operation:
+        if rec.state is OperationState.RUNNING and rec.owner != self.owner \
+                and not owner_alive(rec.owner):
+            self._adopt(rec)
+            got = self.state.get(rec.key)
+            assert got is not None
+            rec = got
+        return rec.operation()
+
+    def _settle(self, cluster: str) -> None:
+        """Once per cluster and process: settle the operations whose process died."""
+        with self._lock:
+            if cluster in self._settled:
+                return
+            self._settled.add(cluster)
+        for rec in self.state.operations(cluster, running=True):
+            if rec.owner != self.owner and not owner_alive(rec.owner):
+                self._adopt(rec)
+
+    def _adopt(self, rec: OpRecord) -> None:
+        if not self.state.claim(rec.key, rec.owner, self.owner):
+            return  # another process took it
+        self._record(rec.cluster, "adopt", rec.key,
+                     f"the process that ran it ({rec.owner}) is gone; re-reading the host to "
+                     f"settle it (phase {rec.data.get('phase', 'not begun')})", False, rec.key)
+        self._work(rec.key)  # in this thread: the cluster is settled before anything else
+
+    def _spawn(self, key: str) -> None:
+        t = threading.Thread(target=self._work, args=(key,), name=f"pitstop-op {key}",
+                             daemon=False)
+        with self._lock:
+            self._threads[key] = t
+        t.start()
+
+    def _work(self, key: str) -> None:
+        rec = self.state.get(key)
+        assert rec is not None
+        data = dict(rec.data)
+        try:
+            state, message = self._dispatch(rec, data)
+        except PitstopError as exc:  # HostError, EtcdError, UpgradeRefused: a clear message
+            state, message = OperationState.FAILED, str(exc)
+        except Exception as exc:  # a bug must not leave the executor polling forever
+            log.exception("operation %s", key)
+            state, message = OperationState.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        self.state.finish(key, state, message, self._clock.now(), data)
+        self._record(rec.cluster, "operation-done", key, f"{state}: {message}", False, key)
+
+    def _dispatch(self, rec: OpRecord, data: dict[str, Any]) -> tuple[OperationState, str]:
+        a = rec.action
+        if isinstance(a, UpgradeComponent) and a.component in RUNTIMES:
+            return self._upgrade_runtime(rec, a, data)
+        if isinstance(a, UpgradeComponent) and a.component == "etcd":
+            return self._upgrade_etcd_member(rec.cluster, a)
+        if isinstance(a, EtcdSnapshot):
+            return self._etcd_snapshot(rec.cluster, a, data)
+        if isinstance(a, EtcdRestore):
+            return self._etcd_restore(rec.cluster, a, data)
+        return OperationState.FAILED, self._unsupported(rec.cluster, a)
+
+    # -- the runtime upgrade ---------------------------------------------------------------
+    def _upgrade_runtime(self, rec: OpRecord, a: UpgradeComponent, data: dict[str, Any]
+                         ) -> tuple[OperationState, str]:
+        node = self._node(rec.cluster, a.target)
+        host = self._host(rec.cluster, node)
+
+        def record(kind: str, subject: str, detail: str, destructive: bool) -> None:
+            self._record(rec.cluster, kind, subject, detail, destructive, rec.key)
+
+        act = self._actuator(node, record)
+        checks = [_verify_command(c) for c in node.verify]
+        phase = data.get("phase")
+        what = f"{a.component} on {node.name}"
+        if phase is not None:  # an earlier process began: let its apt finish, then look again
+            problem = act.packages.wait_idle(host, node.runtime.install_timeout.total_seconds())
+            if problem:
+                return OperationState.FAILED, (
+                    f"{what}: the package manager is not usable after the interrupted run: "
+                    f"{problem}. Repair it on the host (e.g. `dpkg --configure -a`), then "
+                    "`pitstop resume`")
+        if phase == "rollback":
+            return self._roll_back(rec, act, host, data, what, resumed=True)
+        facts = act.facts(host)
+        errors = [p for p in act.check(facts, a.version) if p.severity is Severity.ERROR]
+        if errors:
+            raise UpgradeRefused(node.name, errors)
+        if "before" not in data:
+            before = act.snapshot(host)  # the daemon must answer: its containers are checked
+            data.update(previous=facts.installed, before=_snapshot_json(before),
+                        phase="snapshot")
+            self.state.save_data(rec.key, data)
+        else:
+            before = _snapshot_from(data["before"])
+        previous = str(data["previous"])
+        build = act.resolve(a.version, facts.candidates) or a.version
+        data.update(phase="upgrade", build=build)
+        self.state.save_data(rec.key, data)
+        failure = ""
+        try:
+            step = act.upgrade(host, a.version, facts=facts)
+            data.update(installSeconds=step.install_seconds,
+                        daemonUnavailableSeconds=step.daemon_unavailable_seconds,
+                        changed=step.changed or data.get("changed", False))
+            verification = act.verify(host, before, a.version, checks)
+            data["verifySeconds"] = verification.seconds
+            if verification.ok:
+                kept = len(before.running())
+                data["phase"] = "done"
+                return OperationState.SUCCEEDED, (
+                    f"{what}: {previous} → {build}; {step.message}"
+                    + (f" (install {step.install_seconds:.1f}s, daemon answering again after "
+                       f"{step.daemon_unavailable_seconds:.2f}s)" if step.changed else "")
+                    + f"; verified: {kept} container(s) running as before, same PID and shim"
+                    + (" (settled after the process that began it died)" if phase else ""))
+            failure = "; ".join(p.message for p in verification.problems
+                                if p.severity is Severity.ERROR)
+        except HostError as exc:
+            failure = str(exc)
+        if build == previous:
+            data["phase"] = "done"
+            return OperationState.FAILED, f"{what}: verification failed at {build}: {failure}"
+        data.update(phase="rollback", failure=failure)
+        self.state.save_data(rec.key, data)
+        return self._roll_back(rec, act, host, data, what, resumed=False)
+
+    def _roll_back(self, rec: OpRecord, act: ContainerdActuator, host: Host,
+                   data: dict[str, Any], what: str, *, resumed: bool
+                   ) -> tuple[OperationState, str]:
+        previous = str(data["previous"])
+        before = _snapshot_from(data["before"])
+        why = f"{what}: {data.get('build')} failed verification: {data.get('failure')}"
+        self._record(rec.cluster, "rollback", host.name, f"back to {previous}", True, rec.key)
+        try:
+            step, verification = act.rollback(host, previous, before)
+        except HostError as exc:
+            data["phase"] = "rollback-failed"
+            return OperationState.FAILED, (f"{why}; the rollback to {previous} failed: {exc}. "
+                                           "The host needs a person")
+        data.update(phase="rolled-back" if verification.ok else "rollback-failed",
+                    rollbackSeconds=step.seconds + verification.seconds)
+        if verification.ok:
+            return OperationState.FAILED, (
+                f"{why}; rolled back to {previous}"
+                + (" (finished after the process that began it died)" if resumed else "")
+                + f", verified: {len(before.running())} container(s) running as before")
+        bad = "; ".join(p.message for p in verification.problems if p.severity is Severity.ERROR)
+        return OperationState.FAILED, (f"{why}; rolled back to {previous} but its verification "
+                                       f"failed too: {bad}. The host needs a person")
+
+    # -- etcd ------------------------------------------------------------------------------
+    def _upgrade_etcd_member(self, cluster: str, a: UpgradeComponent
+                             ) -> tuple[OperationState, str]:
+        et = self._cluster(cluster).etcd
+        assert et is not None
+        act = self._etcd_actuator(cluster)
+        here = next((o for o in act.health() if o.name == a.target), None)
+        if here is None or here.version != a.version or not here.healthy:
+            gate = act.gate(exclude=[a.target])
+            if not gate.ok:
+                return OperationState.FAILED, (
+                    f"etcd member {a.target} not restarted: the other members must be healthy "
+                    f"first: {'; '.join(gate.problems)}")
+        step = act.upgrade_member(a.target, a.version,
+                                  timeout=et.member_timeout.total_seconds())
+        return OperationState.SUCCEEDED, f"etcd member {a.target}: {step.message}"
+
+    def _snapshot_path(self, cluster: str, name: str) -> Path:
+        et = self._cluster(cluster).etcd
+        assert et is not None
+        return Path(et.snapshot_dir) / f"{_safe(cluster)}-{_safe(name)}.db"
+
+    def _etcd_snapshot(self, cluster: str, a: EtcdSnapshot, data: dict[str, Any]
+                       ) -> tuple[OperationState, str]:
+        snap = self._etcd_actuator(cluster).snapshot(self._snapshot_path(cluster, a.name))
+        data.update(path=str(snap.path), sha256=snap.sha256, revision=snap.revision,
+                    version=snap.version)
+        return OperationState.SUCCEEDED, (
+            f"etcd snapshot {snap.path} from {snap.taken_from} (etcd {snap.version}, revision "
+            f"{snap.revision}, sha256 {snap.sha256[:12]}…) saved and verified: checksum, "
+            "status and a trial restore")
+
+    def _etcd_restore(self, cluster: str, a: EtcdRestore, data: dict[str, Any]
+                      ) -> tuple[OperationState, str]:
+        et = self._cluster(cluster).etcd
+        assert et is not None
+        taken = [r for r in self.state.operations(cluster)
+                 if isinstance(r.action, EtcdSnapshot) and r.action.name == a.snapshot
+                 and r.state is OperationState.SUCCEEDED and r.data.get("path")]
+        path = Path(taken[-1].data["path"]) if taken else self._snapshot_path(cluster,
+                                                                                a.snapshot)
+        act = self._etcd_actuator(cluster)
+        report = act.restore(path, a.version,
+                             Path(et.restore_dir) / f"{_safe(cluster)}-{_safe(a.snapshot)}")
+        new = report.cluster  # the actuator now describes the restored cluster; so will the
+        # actuators of later processes (resume), from this record
+        self.state.set_kv(f"etcd-restored/{cluster}", {
+            "token": new.token, "dataDirs": {m.name: str(m.data_dir) for m in new.members}})
+        data.update(path=str(path), token=new.token, keys=report.key_count)
+        return OperationState.SUCCEEDED, (
+            f"etcd restored from {path} into a new cluster of etcd {a.version} (token "
+            f"{new.token}): {report.key_count} keys, as at the snapshot; data directories under "
+            f"{Path(et.restore_dir)}")
+
