@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pitstop.backend import (
+    Backend,
     BackendError,
     EtcdSnapshot,
     EvictionResult,
@@ -313,6 +314,7 @@ def test_cordon_uncordon_annotate(control_plane: ControlPlane, scratch: Any) -> 
     cp = control_plane
     scratch.add_nodes([kwok_node("cordon-a", labels={"pitstop-test/slot": "cordon"})])
     backend = KubeBackend(str(cp.kubeconfig), None, KwokNodeUpgrader())
+    assert isinstance(backend, Backend)  # the executor's protocol, checked at run time
     c = backend.cluster
 
     def node() -> dict[str, Any]:
