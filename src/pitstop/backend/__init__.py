@@ -26,6 +26,8 @@ from pitstop.backend.api import (
     PodObservation,
     RemoveNode,
     UpgradeComponent,
+    action_from_dict,
+    action_to_dict,
 )
 
 __all__ = [
@@ -47,4 +49,6 @@ __all__ = [
     "PodObservation",
     "RemoveNode",
     "UpgradeComponent",
+    "action_from_dict",
+    "action_to_dict",
 ]

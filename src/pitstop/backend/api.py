@@ -17,9 +17,9 @@ Design rules (what keeps this seam narrow and honest):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Action",
@@ -40,6 +40,8 @@ __all__ = [
     "PodObservation",
     "RemoveNode",
     "UpgradeComponent",
+    "action_from_dict",
+    "action_to_dict",
 ]
 
 
@@ -218,6 +220,26 @@ class EtcdRestore:
 
 
 Action = UpgradeComponent | AddNode | RemoveNode | EtcdSnapshot | EtcdRestore
+
+_ACTION_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
+    UpgradeComponent, AddNode, RemoveNode, EtcdSnapshot, EtcdRestore)}
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """An action as plain data (``type`` plus its fields), for backends that persist
+    operations so that another process can poll them."""
+    return {"type": type(action).__name__, **asdict(action)}
+
+
+def action_from_dict(data: dict[str, Any]) -> Action:
+    """The inverse of :func:`action_to_dict`; unknown fields are ignored, an unknown type is a
+    :class:`BackendError`."""
+    cls = _ACTION_TYPES.get(str(data.get("type")))
+    if cls is None:
+        raise BackendError(f"persisted operation names an unknown action {data.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    action: Action = cls(**{k: v for k, v in data.items() if k in names})
+    return action
 
 
 class OperationState(StrEnum):

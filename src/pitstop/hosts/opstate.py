@@ -18,20 +18,16 @@ import os
 import socket
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pitstop.backend.api import (
     Action,
-    AddNode,
-    BackendError,
-    EtcdRestore,
-    EtcdSnapshot,
     Operation,
     OperationState,
-    RemoveNode,
-    UpgradeComponent,
+    action_from_dict,
+    action_to_dict,
 )
 
 __all__ = ["HostEvent", "HostState", "OpRecord", "owner_alive", "process_identity"]
@@ -54,22 +50,12 @@ CREATE TABLE IF NOT EXISTS marks (
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-_ACTIONS: dict[str, type[Any]] = {c.__name__: c for c in (
-    UpgradeComponent, AddNode, RemoveNode, EtcdSnapshot, EtcdRestore)}
-
-
 def _action_json(action: Action) -> str:
-    return json.dumps({"type": type(action).__name__, **asdict(action)}, sort_keys=True)
+    return json.dumps(action_to_dict(action), sort_keys=True)
 
 
 def _action_from(text: str) -> Action:
-    data = json.loads(text)
-    cls = _ACTIONS.get(str(data.get("type")))
-    if cls is None:
-        raise BackendError(f"the hosts state names an unknown action {data.get('type')!r}")
-    names = {f.name for f in fields(cls)}
-    action: Action = cls(**{k: v for k, v in data.items() if k in names})
-    return action
+    return action_from_dict(json.loads(text))
 
 
 def _start_ticks(pid: int) -> str | None:

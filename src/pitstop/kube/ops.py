@@ -13,40 +13,22 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pitstop.backend import (
     Action,
-    AddNode,
     BackendError,
-    EtcdRestore,
-    EtcdSnapshot,
     Operation,
     OperationState,
-    RemoveNode,
-    UpgradeComponent,
+    action_from_dict,
+    action_to_dict,
 )
 
 __all__ = ["OpRecord", "OperationStore", "action_from_dict", "action_to_dict"]
 
-_ACTIONS: dict[str, type[Any]] = {cls.__name__: cls for cls in (
-    UpgradeComponent, AddNode, RemoveNode, EtcdSnapshot, EtcdRestore)}
 _SCHEMA = 1
-
-
-def action_to_dict(action: Action) -> dict[str, Any]:
-    return {"type": type(action).__name__, **asdict(action)}
-
-
-def action_from_dict(data: dict[str, Any]) -> Action:
-    cls = _ACTIONS.get(str(data.get("type")))
-    if cls is None:
-        raise BackendError(f"operation state names an unknown action {data.get('type')!r}")
-    names = {f.name for f in fields(cls)}
-    action: Action = cls(**{k: v for k, v in data.items() if k in names})
-    return action
 
 
 @dataclass

@@ -11,15 +11,12 @@ from typing import Any
 
 from pitstop.backend import (
     Action,
-    AddNode,
-    EtcdRestore,
-    EtcdSnapshot,
     NodeObservation,
     Operation,
     OperationState,
     PodObservation,
-    RemoveNode,
-    UpgradeComponent,
+    action_from_dict,
+    action_to_dict,
 )
 from pitstop.model import LabelSelector
 
@@ -227,21 +224,12 @@ class ClusterState:
         return bool(self.apiservers[name]["up"]) and self.etcd_quorum()
 
 
-_ACTIONS: dict[str, type[Any]] = {
-    "UpgradeComponent": UpgradeComponent, "AddNode": AddNode, "RemoveNode": RemoveNode,
-    "EtcdSnapshot": EtcdSnapshot, "EtcdRestore": EtcdRestore,
-}
-
-
 def action_to_row(action: Action) -> dict[str, Any]:
-    return {"type": type(action).__name__, **asdict(action)}
+    return action_to_dict(action)
 
 
 def action_from_row(row: dict[str, Any]) -> Action:
-    data = dict(row)
-    cls = _ACTIONS[data.pop("type")]
-    out: Action = cls(**data)
-    return out
+    return action_from_dict(row)
 
 
 @dataclass(slots=True, eq=False)
