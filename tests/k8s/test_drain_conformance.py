@@ -236,11 +236,9 @@ def test_pitstop_drain_matches_kubectl_drain(control_plane: ControlPlane, scratc
         if c.blocking:
             for b in c.blocking:
                 assert f"{ns}/{b}" in status.message  # the pause names what holds it
-    # the clean case went through 429s (web's budget allows one pod at a time): both backed
-    # off and retried until the replacements were Ready
-    assert "will retry after 5s" in outputs["clean"]
-    assert any(call.kind == "evict" and call.subject.startswith("dc-clean-p/web-")
-               and "budget-exhausted" in call.detail for call in backend.calls)
+    # Whether the clean case meets a 429 depends on how fast kwok's replacements turn Ready
+    # (seen both ways here), so it is not asserted; the 429 answer and the back-off are tested
+    # deterministically in test_kube_backend.py and on the twin.
     print("\ncase | kubectl evicted | pitstop evicted | refused | errors")
     for name, k_ev, p_ev, k_ref, _, k_err, _ in report:
         print(f"{name} | {k_ev} | {p_ev} | {sorted(k_ref)} | {sorted(k_err)}")
