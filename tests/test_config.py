@@ -149,3 +149,13 @@ def test_policy_round_trips_through_json() -> None:
     assert isinstance(policy, UpgradePolicy)
     again = UpgradePolicy.model_validate_json(policy.model_dump_json(by_alias=True))
     assert again == policy
+
+
+def test_a_second_object_of_a_single_kind_is_refused(tmp_path: Path) -> None:
+    faults = ("apiVersion: pitstop.dev/v1alpha1\nkind: FaultScenario\nmetadata: {name: f}\n"
+              "spec: {faults: [{type: pdbNeverAllows, pdb: a/b}]}\n")
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(faults)
+    b.write_text(faults)
+    with pytest.raises(ConfigError, match="a second FaultScenario; only one may be given"):
+        load_files([a, b])

@@ -222,6 +222,15 @@ def load_documents(text: str, file: str = "<input>") -> list[BaseModel]:
     return objects
 
 
+# Kinds of which one object may be given: the LoadedConfig attribute, and how to fix a second.
+_SINGLE: dict[str, tuple[str, str]] = {
+    "UpgradePolicy": ("policy", "merge the policies into one object."),
+    "UpgradeTarget": ("target", "keep one target object, or use --target."),
+    "FaultScenario": ("faults", "list every fault in one FaultScenario object."),
+    "HostInventory": ("hosts", "list every cluster in one HostInventory object."),
+}
+
+
 def load_files(paths: Sequence[str | Path]) -> LoadedConfig:
     """Read ``-f`` files (``-`` is not supported: pass a path). Fleets merge; policy and target
     may appear once."""
@@ -260,34 +269,14 @@ def load_files(paths: Sequence[str | Path]) -> LoadedConfig:
                         ))
                     clusters[c.name] = (str(path), c)
                 out.sources.setdefault(f"Fleet/{obj.metadata.name}", str(path))
-            elif isinstance(obj, UpgradePolicy):
-                if out.policy is not None:
+            else:
+                kind = type(obj).__name__
+                attr, fix = _SINGLE[kind]
+                if getattr(out, attr) is not None:
                     problems.append(ConfigProblem(
-                        str(path), None, "kind",
-                        "a second UpgradePolicy; only one may be given.",
-                        "merge the policies into one object.",
-                    ))
-                out.policy = obj
-                out.sources[f"UpgradePolicy/{obj.metadata.name}"] = str(path)
-            elif isinstance(obj, FaultScenario):
-                out.faults = obj
-                out.sources[f"FaultScenario/{obj.metadata.name}"] = str(path)
-            elif isinstance(obj, HostInventory):
-                if out.hosts is not None:
-                    problems.append(ConfigProblem(
-                        str(path), None, "kind", "a second HostInventory; only one may be given.",
-                        "list every cluster in one HostInventory object.",
-                    ))
-                out.hosts = obj
-                out.sources[f"HostInventory/{obj.metadata.name}"] = str(path)
-            elif isinstance(obj, UpgradeTarget):
-                if out.target is not None:
-                    problems.append(ConfigProblem(
-                        str(path), None, "kind", "a second UpgradeTarget; only one may be given.",
-                        "keep one target object, or use --target.",
-                    ))
-                out.target = obj
-                out.sources[f"UpgradeTarget/{obj.metadata.name}"] = str(path)
+                        str(path), None, "kind", f"a second {kind}; only one may be given.", fix))
+                setattr(out, attr, obj)
+                out.sources[f"{kind}/{obj.metadata.name}"] = str(path)  # type: ignore[attr-defined]
     if problems:
         raise ConfigError(problems)
     if clusters and fleet_meta is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -26,6 +28,7 @@ __all__ = [
     "parse_cpu",
     "parse_duration",
     "parse_memory",
+    "repeated",
     "resolve_int_or_percent",
 ]
 
@@ -40,6 +43,11 @@ class SpecModel(BaseModel):
         frozen=True,
         str_strip_whitespace=True,
     )
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted (linear: fleets list thousands)."""
+    return sorted(n for n, k in Counter(names).items() if k > 1)
 
 
 def _check_version(text: str) -> str:

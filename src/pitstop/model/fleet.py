@@ -18,6 +18,7 @@ from pitstop.model.common import (
     Quantity,
     SpecModel,
     VersionStr,
+    repeated,
 )
 
 __all__ = [
@@ -196,9 +197,9 @@ class Cluster(SpecModel):
                     raise ValueError(f"node {node.name!r} appears twice; node names are unique")
                 seen.add(node.name)
         pools = [p.name for p in self.node_pools]
-        dup = {p for p in pools if pools.count(p) > 1}
+        dup = repeated(pools)
         if dup:
-            raise ValueError(f"node pool names repeat: {sorted(dup)}")
+            raise ValueError(f"node pool names repeat: {dup}")
         for w in self.workloads:
             if w.node_pool is not None and w.node_pool not in pools:
                 raise ValueError(
@@ -226,10 +227,7 @@ class FleetSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_clusters(self) -> FleetSpec:
-        names = [c.name for c in self.clusters]
-        dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(
-            names
-        ) else []
+        dup = repeated(c.name for c in self.clusters)
         if dup:
             raise ValueError(f"cluster names repeat: {dup}")
         return self

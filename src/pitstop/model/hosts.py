@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel
+from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel, repeated
 from pitstop.versions import VersionError, parse_version
 
 __all__ = [
@@ -202,8 +202,7 @@ class HostCluster(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> HostCluster:
-        names = [n.name for n in self.nodes]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = repeated(n.name for n in self.nodes)
         if dup:
             raise ValueError(f"node names repeat: {dup}")
         for n in self.nodes:
@@ -228,8 +227,7 @@ class HostInventorySpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique(self) -> HostInventorySpec:
-        names = [c.name for c in self.clusters]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = repeated(c.name for c in self.clusters)
         if dup:
             raise ValueError(f"cluster names repeat: {dup}")
         return self
