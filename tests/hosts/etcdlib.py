@@ -283,6 +283,17 @@ class Writer(threading.Thread):
         self._halt.set()
         self.join(timeout=30)
 
+    def wait_acked_after(self, t: float, count: int = 20, timeout: float = 30.0) -> bool:
+        """Wait (bounded) until ``count`` puts were acknowledged after monotonic time ``t``:
+        a put in flight when the leader stopped may hang until its timeout, so a fixed sleep
+        after the upgrade can end before the writer has shown that writes resumed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.is_alive():
+            if sum(1 for at, _ in self.acked[-count:] if at > t) >= count:
+                return True
+            time.sleep(0.05)
+        return sum(1 for at, _ in self.acked[-count:] if at > t) >= count
+
     def longest_gap(self, start: float, end: float) -> float:
         """The longest time between two consecutive acknowledged puts around [start, end]."""
         times = [t for t, _ in self.acked]

@@ -20,7 +20,8 @@ def test_rolling_upgrade_under_writes_loses_no_key(make_cluster: MakeCluster) ->
     try:
         time.sleep(1.0)  # puts before the first restart, for a baseline
         report = a.upgrade(NEW, live.root / "snapshots" / "pre-3.5.db")
-        time.sleep(1.0)
+        assert writer.wait_acked_after(time.monotonic()), (
+            f"writes did not resume after the upgrade (last error: {writer.last_error})")
         assert writer.is_alive(), "the writer reached its bound before the upgrade finished"
     finally:
         writer.stop()
