@@ -305,3 +305,35 @@ def test_force_only_when_the_policy_allows_and_only_after_the_timeout(tmp_path: 
         cordon = next(a for a in run.journal.actions(f.step_id)
                       if a.kind == "cordon" and a.target == f.target)
         assert f.intent_at - cordon.intent_at >= 600
+
+
+def test_gate_timing_of_the_policy_sets_how_built_in_gates_measure(tmp_path: Path) -> None:
+    def canary_measurements(sub: str, spec: dict[str, Any]) -> tuple[int, float]:
+        result, _twin, run = run_on_twin(tmp_path / sub, fleet_doc(), policy_spec=spec)
+        assert result.status == "completed", result.reason
+        canary = next(s for s in run.plan.steps if s.canary)
+        rec = next(r for r in run.journal.steps() if r.step_id == canary.id)
+        n = sum(1 for g in run.journal.gates() if g[0] == canary.id and g[1] == "canary-analysis")
+        assert rec.started is not None and rec.finished is not None
+        return n, rec.finished - rec.started
+
+    default_n, default_s = canary_measurements("default", {})
+    n, took = canary_measurements("timed", {"gateTiming": {
+        "canary": {"interval": "PT10S", "count": 2}}})
+    assert (default_n, n) == (3, 2)
+    assert took < default_s  # two measurements 10 s apart: done sooner than three
+
+
+def test_gate_timing_names_a_built_in_gate_or_is_refused() -> None:
+    from pitstop.config import load_documents
+    from pitstop.errors import ConfigError
+
+    text = ("apiVersion: pitstop.dev/v1alpha1\nkind: UpgradePolicy\nmetadata: {name: p}\n"
+            "spec:\n  gateTiming:\n    canry: {count: 2}\n")
+    try:
+        load_documents(text, "policy.yaml")
+    except ConfigError as exc:
+        msg = str(exc)
+    else:
+        raise AssertionError("a misspelt gate kind was accepted")
+    assert "policy.yaml:6" in msg and "gateTiming" in msg and "canary" in msg, msg

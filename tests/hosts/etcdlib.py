@@ -12,6 +12,13 @@ purged). ``PITSTOP_KEEP_TEST_PACKAGES=1`` keeps them installed, for quicker loca
 Every cluster gets its own free ports on 127.0.0.1 and its own temporary directory; its processes
 are stopped and the directory removed when the test ends. A system etcd on 2379 is neither used
 nor touched.
+
+TLS: :func:`make_pki` makes a CA, a server certificate for 127.0.0.1 (also used as the peer
+certificate and, by the JSON gateway inside etcd, as a client certificate) and a client
+certificate for pitstop, plus an unrelated CA, with the ``openssl`` command line.
+``make_cluster(pki=...)`` starts members with client and peer TLS and ``--client-cert-auth`` /
+``--peer-client-cert-auth``; the writer and the helpers below use the client certificate for
+those endpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -38,7 +46,13 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.hosts.etcd import EtcdActuator, EtcdCluster, EtcdMember, LocalProcessControl
+from pitstop.hosts.etcd import (
+    EtcdActuator,
+    EtcdCluster,
+    EtcdMember,
+    EtcdTLS,
+    LocalProcessControl,
+)
 
 OLD = "3.4.23"
 NEW = "3.5.1"
@@ -132,6 +146,65 @@ def etcd_binaries() -> Iterator[dict[str, Path]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# certificates
+
+
+@dataclass(frozen=True)
+class Pki:
+    dir: Path
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path  # a CA that signed none of these
+    other_cert: Path  # a client certificate signed by other_ca
+    other_key: Path
+
+    def server_flags(self) -> list[str]:
+        return [f"--cert-file={self.server_cert}", f"--key-file={self.server_key}",
+                f"--trusted-ca-file={self.ca}", "--client-cert-auth",
+                f"--peer-cert-file={self.server_cert}", f"--peer-key-file={self.server_key}",
+                f"--peer-trusted-ca-file={self.ca}", "--peer-client-cert-auth"]
+
+    def client(self, ca: Path | None = None) -> EtcdTLS:
+        return EtcdTLS(ca or self.ca, self.client_cert, self.client_key)
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return ctx
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed: {r.stderr[-1000:]}")
+
+
+def make_pki(d: Path) -> Pki:
+    """P-256 keys and certificates valid for a day, made with the openssl command."""
+    d.mkdir(parents=True, exist_ok=True)
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca, cn in (("ca", "pitstop-test-ca"), ("other-ca", "unrelated-ca")):
+        _openssl("req", "-x509", *new_key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+                 "-days", "1", "-subj", f"/CN={cn}", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                  "extendedKeyUsage=serverAuth,clientAuth\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, ca, ext in (("server", "ca", "server.ext"), ("client", "ca", "client.ext"),
+                          ("other-client", "other-ca", "client.ext")):
+        _openssl("req", "-new", *new_key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey",
+                 f"{ca}.key", "-CAcreateserial", "-days", "1", "-extfile", ext, "-out",
+                 f"{name}.crt", cwd=d)
+    return Pki(d, d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt",
+               d / "client.key", d / "other-ca.crt", d / "other-client.crt",
+               d / "other-client.key")
+
+
+# ---------------------------------------------------------------------------------------------
 # clusters
 
 
@@ -188,14 +261,21 @@ def make_cluster(etcd_binaries: dict[str, Path]) -> Iterator[MakeCluster]:
 
     def make(version: str = OLD, members: int = 3,
              control: Callable[[Path], LocalProcessControl] = LocalProcessControl,
-             quota_backend_bytes: int = 2 * 1024**3) -> LiveCluster:
+             quota_backend_bytes: int = 2 * 1024**3, pki: Pki | None = None) -> LiveCluster:
         root = Path(tempfile.mkdtemp(prefix="pitstop-etcd-"))
         ports = free_ports(2 * members)
-        ms = tuple(EtcdMember(f"etcd-{i}", f"http://127.0.0.1:{ports[2 * i - 2]}",
-                              f"http://127.0.0.1:{ports[2 * i - 1]}", root / "data" / f"etcd-{i}")
+        scheme = "https" if pki else "http"
+        ms = tuple(EtcdMember(f"etcd-{i}", f"{scheme}://127.0.0.1:{ports[2 * i - 2]}",
+                              f"{scheme}://127.0.0.1:{ports[2 * i - 1]}",
+                              root / "data" / f"etcd-{i}")
                    for i in range(1, members + 1))
         cluster = EtcdCluster("test", ms, dict(etcd_binaries), token=f"pitstop-{root.name}",
-                              quota_backend_bytes=quota_backend_bytes, ctl_version=NEW)
+                              quota_backend_bytes=quota_backend_bytes, ctl_version=NEW,
+                              extra_flags=tuple(pki.server_flags()) if pki else (),
+                              client_tls=pki.client() if pki else None)
+        if pki:
+            for m in ms:
+                _CONTEXTS[m.client_url] = pki.context()
         ctl = control(root / "run")
         live = LiveCluster(EtcdActuator(cluster, ctl), ctl, root)
         live.actuator.on_event = lambda text: live.events.append((time.monotonic(), text))
@@ -218,10 +298,13 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+_CONTEXTS: dict[str, ssl.SSLContext] = {}  # https endpoint → client TLS (make_cluster(pki=))
+
+
 def _post(endpoint: str, path: str, body: dict[str, object], timeout: float) -> dict[str, object]:
     req = urllib.request.Request(f"{endpoint}{path}", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=_CONTEXTS.get(endpoint)) as resp:
         data: dict[str, object] = json.loads(resp.read())
     return data
 

@@ -400,50 +400,112 @@ def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str |
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
+# -- live clusters (pitstop.kube): options shared by apply, inventory and drift ----------
+
+poll_option = click.option(
+    "--poll-interval", "poll_s", type=click.FloatRange(0.1, 300), default=5.0,
+    show_default=True, help="Seconds between polls of a real backend while waiting (drains, "
+    "node and member upgrades); the twin's clock is virtual.")
+
+
+kubeconfig_option = click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).")
+context_option = click.option(
+    "--context", "contexts", multiple=True,
+    help="Kubeconfig context to read (repeatable; default: the current context).")
+pool_label_option = click.option(
+    "--pool-label", "pool_labels", multiple=True,
+    help="Node label naming a node's pool, tried in order (repeatable; default: "
+         "pitstop.dev/pool, the EKS/GKE/AKS/Karpenter pool labels, the instance type).")
+page_size_option = click.option(
+    "--page-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
+    help="Items per LIST page (limit/continue).")
+
+
 @main.command()
 @files_option
 @click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--backend", "backend_kind", type=click.Choice(["twin", "hosts"]), default="twin",
-              show_default=True, help="The twin, or real hosts (container runtimes over SSH, "
-              "etcd members) as a HostInventory given with -f says.")
+@click.option("--backend", "backend_kind", type=click.Choice(["twin", "hosts", "kube"]),
+              default="twin", show_default=True,
+              help="The twin; real hosts (container runtimes over SSH, etcd members) as a "
+              "HostInventory given with -f says; or live clusters through kubeconfig contexts "
+              "(node steps: cordon, drain by eviction, node upgrade, uncordon).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the twin's randomness.")
+@kubeconfig_option
+@click.option("--context", "contexts", multiple=True,
+              help="--backend kube: the context of a cluster, as CONTEXT or CLUSTER=CONTEXT "
+              "(repeatable; default: each cluster's pitstop.dev/context label, else its name).")
+@click.option("--pool-label", "pool_label", default="pitstop.dev/pool", show_default=True,
+              help="--backend kube: the node label naming a node's pool.")
+@click.option("--node-upgrader", type=click.Choice(["kwok"]), default="kwok",
+              show_default=True, help="--backend kube: what upgrades a node's kubelet. "
+              "kwok: nodes simulated by kwok (test and rehearsal clusters); other nodes are "
+              "refused.")
+@click.option("--control-plane-command", "cp_command", default=None, metavar="TEMPLATE",
+              help="--backend kube: the command that upgrades one control-plane instance "
+              "(split like a shell line, never run by a shell), with {instance}, {component}, "
+              "{version} and {cluster} filled in, e.g. "
+              "'ssh {instance} sudo /usr/local/sbin/upgrade-cp {component} {version}'.")
+@click.option("--control-plane-address", "cp_addresses", multiple=True,
+              metavar="COMPONENT/INSTANCE=URL",
+              help="--backend kube: where an instance answers for itself (repeatable), e.g. "
+              "kube-apiserver/cp-1=https://10.0.0.11:6443.")
+@poll_option
 @runs_option
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan.")
 @_guard
 def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_kind: str,
-          seed: int, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
-    """Apply the plan to the twin, or with `--backend hosts` to real hosts, with progress.
-    Refuses a plan with blocking findings. Interrupt it any time: `pitstop resume RUN`
-    continues where it stopped.
+          seed: int, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
+          node_upgrader: str, cp_command: str | None, cp_addresses: tuple[str, ...],
+          poll_s: float, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
+    """Apply the plan to the twin, with `--backend hosts` to real hosts, or with
+    `--backend kube` to live clusters, with progress. Refuses a plan with blocking findings,
+    and (kube) a plan of versions that no longer run. Interrupt it any time:
+    `pitstop resume RUN` continues where it stopped.
 
     \b
     Examples:
       pitstop apply -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml -y
       pitstop apply -f fleet.yaml -f hosts.yaml --target containerd=1.6.20 --backend hosts
+      pitstop inventory --context kwok --out live.yaml
+      pitstop apply -f live.yaml -f policy.yaml --target kubernetes=1.36.3 --backend kube
     """
-    from pitstop.cli.runs import RunRefused, start_hosts_run, start_run
+    from pitstop.cli.runs import RunRefused, start_hosts_run, start_kube_run, start_run
 
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:
         raise RunRefused("the plan is blocked: " + "; ".join(
-            f"{f.code} ({f.cluster}): {f.message}" for f in plan_.blocking)
-            + " — fix these (`pitstop plan` shows how) before applying")
+            f"{f.code} ({f.cluster or 'fleet'}): {f.message}" + (f" Fix: {f.fix}" if f.fix
+                                                                   else "")
+            for f in plan_.blocking) + " — fix these (`pitstop plan` shows how) before applying")
     if not yes and not click.confirm(f"apply {len(plan_.steps)} steps to "
                                      f"{len(cfg.fleet.spec.clusters)} cluster(s)?"):
         sys.exit(EXIT_BLOCKED)
     if backend_kind == "hosts":
         run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
+    elif backend_kind == "kube":
+        run, backend = start_kube_run(cfg, plan_, policy, Path(runs_dir), kubeconfig=kubeconfig,
+                                      contexts=contexts, pool_label=pool_label,
+                                      node_upgrader=node_upgrader,
+                                      control_plane_command=cp_command,
+                                      control_plane_addresses=cp_addresses)
     else:
         run, backend = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
                                  faults=None, mode="apply")
-    result = _execute_with_progress(run, backend)
+    from pitstop.catalog import load_catalog
+
+    # the live skew check reads the rules of the catalog the plan was made with
+    catalog = load_catalog(catalog_dir) if catalog_dir else None
+    result = _execute_with_progress(run, backend, poll_s, catalog)
     _print_result(run, backend, result, _console(), "pitstop apply")
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
-def _execute_with_progress(run: Any, twin: Any) -> Any:
+def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
+                           catalog: Any = None) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn
 
     from pitstop.cli.runs import execute
@@ -463,20 +525,21 @@ def _execute_with_progress(run: Any, twin: Any) -> Any:
             if action == "step-done" and info["subject"] in step_wave:
                 progress.advance(tasks[step_wave[info["subject"]]])
 
-        return execute(run, twin, on_event)
+        return execute(run, twin, on_event, poll_s=poll_s, catalog=catalog)
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
+@poll_option
 @_guard
-def resume(run_dir: str) -> None:
+def resume(run_dir: str, poll_s: float) -> None:
     """Continue a run after a pause, an approval, or a crash: completed actions are not
     repeated, and none is skipped."""
     from pitstop.cli.runs import load_run, open_backend
 
     run = load_run(run_dir)
     twin = open_backend(run)
-    result = _execute_with_progress(run, twin)
+    result = _execute_with_progress(run, twin, poll_s)
     _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}")
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
@@ -569,8 +632,12 @@ def approve(run_dir: str, step_id: str, approver: str) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--wave", default=None, help="The wave to roll back (default: the current one).")
+@click.option("--restore-etcd", is_flag=True,
+              help="Also restore etcd where the wave upgraded members: the wave's verified "
+              "pre-upgrade snapshot into a new cluster of the old version. Every write since the "
+              "snapshot is lost. Without it, the command prints which snapshot and how.")
 @_guard
-def rollback(run_dir: str, wave: str | None) -> None:
+def rollback(run_dir: str, wave: str | None, restore_etcd: bool) -> None:
     """Roll the current wave of a paused run back to its last known-good versions."""
     from pitstop.cli.runs import load_run, open_backend
     from pitstop.executor.core import Executor
@@ -585,7 +652,8 @@ def rollback(run_dir: str, wave: str | None) -> None:
 
     ex = Executor(run, twin)
     try:
-        summary = ex.rollback_wave(wave, "rollback requested by an operator")
+        summary = ex.rollback_wave(wave, "rollback requested by an operator",
+                                   restore_etcd=restore_etcd)
     except _Stop as stop:
         run.journal.set("status", stop.status)
         run.journal.set("reason", stop.reason)
@@ -637,21 +705,6 @@ def demo(runs_dir: str) -> None:
 
 
 # -- live clusters: inventory and drift (pitstop.kube) ----------------------------------------
-
-kubeconfig_option = click.option(
-    "--kubeconfig", type=click.Path(dir_okay=False), default=None,
-    help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).")
-context_option = click.option(
-    "--context", "contexts", multiple=True,
-    help="Kubeconfig context to read (repeatable; default: the current context).")
-pool_label_option = click.option(
-    "--pool-label", "pool_labels", multiple=True,
-    help="Node label naming a node's pool, tried in order (repeatable; default: "
-         "pitstop.dev/pool, the EKS/GKE/AKS/Karpenter pool labels, the instance type).")
-page_size_option = click.option(
-    "--page-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
-    help="Items per LIST page (limit/continue).")
-
 
 @main.command()
 @kubeconfig_option
@@ -734,12 +787,8 @@ def drift(files: tuple[str, ...], kubeconfig: str | None, contexts: tuple[str, .
     from pitstop.config import load_files
     from pitstop.errors import ConfigError, ConfigProblem
     from pitstop.kube.drift import fleet_drift
-    from pitstop.kube.inventory import (
-        CONTEXT_LABEL,
-        DEFAULT_POOL_LABELS,
-        cluster_name_for,
-        take_inventory,
-    )
+    from pitstop.kube.fleet import pair_contexts
+    from pitstop.kube.inventory import DEFAULT_POOL_LABELS, take_inventory
 
     if not files:
         raise ConfigError([ConfigProblem("-f", None, "", "no input file given.",
@@ -748,22 +797,7 @@ def drift(files: tuple[str, ...], kubeconfig: str | None, contexts: tuple[str, .
     if declared is None:
         raise ConfigError([ConfigProblem(", ".join(files), None, "", "no Fleet object found.",
                                          "add a file with `kind: Fleet`.")])
-    clusters = declared.spec.clusters
-    if not contexts:
-        wanted = [(c.name, c.labels.get(CONTEXT_LABEL) or c.name) for c in clusters]
-    elif len(contexts) == 1 and len(clusters) == 1:
-        wanted = [(clusters[0].name, contexts[0])]
-    else:
-        wanted = []
-        for ctx in contexts:
-            match = [c.name for c in clusters
-                     if c.labels.get(CONTEXT_LABEL) == ctx or c.name == cluster_name_for(ctx)]
-            if not match:
-                raise ConfigError([ConfigProblem(
-                    "--context", None, "", f"no declared cluster for context {ctx!r}.",
-                    f"label its cluster `{CONTEXT_LABEL}: {ctx}`, or name it "
-                    f"{cluster_name_for(ctx)!r}.")])
-            wanted.append((match[0], ctx))
+    wanted = pair_contexts(declared.spec.clusters, contexts)
     live = take_inventory([ctx for _, ctx in wanted], kubeconfig, page_size=page_size,
                           pool_labels=pool_labels or DEFAULT_POOL_LABELS)
     pairs = [(d, ci.cluster.name) for (d, _), ci in zip(wanted, live.clusters, strict=True)]

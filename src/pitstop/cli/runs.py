@@ -3,6 +3,7 @@ control requests, and assembling the report of a run."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,14 +16,15 @@ from pitstop.config import LoadedConfig
 from pitstop.errors import ConfigError, ConfigProblem, PitstopError
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.run import RunDir, create_run, open_run
-from pitstop.hosts.backend import HostsBackend, plan_problems
+from pitstop.hosts.backend import HostsBackend, etcd_access_problems, plan_problems
 from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
 from pitstop.model.faults import FaultScenario
 from pitstop.planner import Plan, make_plan
 from pitstop.twin import Twin
 
-__all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_run", "start_run"]
+__all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_run", "start_kube_run",
+           "start_run"]
 
 
 class RunRefused(PitstopError):
@@ -77,11 +79,118 @@ def start_hosts_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_d
     if problems:
         raise RunRefused("the hosts backend cannot carry this plan out:\n  - "
                          + "\n  - ".join(problems))
+    access = etcd_access_problems(cfg.hosts, plan, cfg.sources.get(
+        f"HostInventory/{cfg.hosts.metadata.name}", "-f"))
+    if access:  # e.g. a wrong etcd CA: named by file and field, before anything is created
+        raise ConfigError(access)
     assert cfg.fleet is not None
     labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
     run = create_run(runs_dir, plan, policy, labels,
                      {**HostsBackend.run_record(), "mode": "apply"}, run_id=run_id)
     return run, HostsBackend.create(run.path, cfg.hosts, cfg.fleet)
+
+
+def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_dir: Path, *,
+                   kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
+                   node_upgrader: str, control_plane_command: str | None = None,
+                   control_plane_addresses: tuple[str, ...] = (),
+                   run_id: str | None = None) -> tuple[RunDir, Backend]:
+    """A new run directory for live clusters reached through kubeconfig contexts. Before
+    anything is created or changed: every cluster with steps is paired with a context and
+    reachable, every step is something the Kubernetes API can do, the live versions and node
+    sets are those the plan was made from, and (kwok upgrader) every node is a kwok node."""
+    from pitstop.backend import BackendError
+    from pitstop.kube.controlplane import CommandControlPlaneUpgrader
+    from pitstop.kube.fleet import (
+        KubeFleet,
+        KubeFleetSpec,
+        make_node_upgrader,
+        not_kwok_nodes,
+        pair_contexts,
+        stale_versions,
+    )
+    from pitstop.kube.fleet import plan_problems as kube_problems
+    from pitstop.kube.inventory import InventoryError, take_inventory
+
+    _refuse_empty(plan)
+    assert cfg.fleet is not None
+    make_node_upgrader(node_upgrader)  # an unknown one is refused before anything else
+    command = _split_command(control_plane_command)
+    addresses = _addresses(control_plane_addresses)
+    if command:  # a bad template is refused (exit 2) before anything is read or made
+        CommandControlPlaneUpgrader(command, runs_dir, addresses=addresses)
+    wanted = {s.cluster for s in plan.steps}
+    pairs = pair_contexts([c for c in cfg.fleet.spec.clusters if c.name in wanted], contexts)
+    problems = kube_problems(plan, [c for c, _ in pairs], control_plane_hook=bool(command))
+    if problems:
+        raise RunRefused("the Kubernetes backend cannot carry this plan out:\n  - "
+                         + "\n  - ".join(problems))
+    try:
+        live = take_inventory([ctx for _, ctx in pairs], kubeconfig,
+                              pool_labels=(pool_label,))
+    except InventoryError as exc:
+        raise RunRefused(f"cannot read the live cluster(s): {exc}") from None
+    stale = stale_versions(cfg.fleet, live.fleet, [
+        (d, ci.cluster.name) for (d, _), ci in zip(pairs, live.clusters, strict=True)])
+    if stale:
+        shown = [d.text() for d in stale[:20]]
+        more = f"\n  … and {len(stale) - 20} more" if len(stale) > 20 else ""
+        raise RunRefused("the live cluster(s) differ from the fleet this plan was made from:\n"
+                         "  - " + "\n  - ".join(shown) + more + "\nA plan of a fleet that no "
+                         "longer runs acts on an untrue picture: read it again (`pitstop "
+                         "inventory --out fleet.yaml`) and plan from that.")
+    # recorded as given or found now, so that `pitstop resume` reads the same file
+    found = kubeconfig or os.environ.get("KUBECONFIG") or None
+    if found and os.pathsep not in found:
+        found = str(Path(found).resolve())
+    spec = KubeFleetSpec(kubeconfig=found, contexts=dict(pairs), pool_label=pool_label,
+                         node_upgrader=node_upgrader, control_plane_command=command,
+                         control_plane_addresses=addresses)
+    try:
+        probe = KubeFleet(spec, None)
+    except BackendError as exc:
+        raise RunRefused(f"cannot connect: {exc}") from None
+    try:
+        if node_upgrader == "kwok":
+            fake = [f"{c}/{n}" for c, b in probe.backends.items()
+                    for n in not_kwok_nodes(b, c, [t for s in plan.steps if s.cluster == c
+                                                   and s.action == "upgrade-nodes"
+                                                   for t in s.targets])]
+            if fake:
+                raise RunRefused(
+                    "--node-upgrader kwok only upgrades nodes kwok simulates; these are not "
+                    f"kwok nodes (no kwok.x-k8s.io/node annotation): {', '.join(fake[:10])}")
+    finally:
+        probe.close()
+    labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
+    run = create_run(runs_dir, plan, policy, labels, {**spec.to_record(), "mode": "apply"},
+                     run_id=run_id)
+    return run, KubeFleet(spec, run.path)
+
+
+def _split_command(text: str | None) -> tuple[str, ...]:
+    import shlex
+
+    if not text:
+        return ()
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem("--control-plane-command", None, text,
+                                         f"cannot split it into arguments: {exc}.",
+                                         "balance the quotes.")]) from None
+
+
+def _addresses(given: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in given:
+        key, sep, url = item.partition("=")
+        if not sep or "/" not in key or not url.startswith("https://"):
+            raise ConfigError([ConfigProblem(
+                "--control-plane-address", None, item, "not COMPONENT/INSTANCE=https://….",
+                "write e.g. kube-apiserver/cp-1=https://10.0.0.11:6443.")])
+        out[key] = url
+    return out
 
 
 def open_backend(run: RunDir) -> Backend:
@@ -91,13 +200,22 @@ def open_backend(run: RunDir) -> Backend:
         return Twin.open(run.path / str(run.backend["state"]))
     if kind == "hosts":
         return HostsBackend.open(run.path)
+    if kind == "kube":
+        from pitstop.backend import BackendError
+        from pitstop.kube.fleet import KubeFleet, KubeFleetSpec
+
+        try:
+            return KubeFleet(KubeFleetSpec.from_record(run.backend), run.path)
+        except BackendError as exc:
+            raise RunRefused(f"run {run.run_id}: cannot reconnect to its clusters: {exc}"
+                             ) from None
     raise RunRefused(f"run {run.run_id} uses backend {kind!r}, which this build cannot drive "
-                     "(it drives the twin and hosts)")
+                     "(it drives the twin, hosts and kube)")
 
 
 def execute(run: RunDir, backend: Backend, on_event: Callable[[str, dict[str, Any]], None]
-            | None = None) -> RunResult:
-    return Executor(run, backend, on_event=on_event).execute()
+            | None = None, *, poll_s: float = 5.0, catalog: Catalog | None = None) -> RunResult:
+    return Executor(run, backend, on_event=on_event, poll_s=poll_s, catalog=catalog).execute()
 
 
 def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, title: str,

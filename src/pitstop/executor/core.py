@@ -24,18 +24,27 @@ from pitstop.backend import (
     Backend,
     BackendError,
     ClusterObservation,
+    EtcdRestore,
     EtcdSnapshot,
     Operation,
     OperationState,
     UpgradeComponent,
 )
 from pitstop.calendar import next_allowed_start
+from pitstop.catalog import Catalog, load_catalog
 from pitstop.drain import DrainOptions, pdbs_selecting
 from pitstop.executor.gating import GateOutcome, evaluate_gates
 from pitstop.executor.nodes import JobState, NodeJob, ReplaceJob, ReplaceState
 from pitstop.executor.run import RunDir
+from pitstop.executor.skew import (
+    CHECKED_ACTIONS,
+    describe_apiservers,
+    live_skew_problems,
+    silent_apiservers,
+)
 from pitstop.gates import Decision
 from pitstop.planner.plan import Change, Phase, Step
+from pitstop.versions import parse_version
 
 __all__ = ["Executor", "RunResult"]
 
@@ -64,6 +73,9 @@ class Executor:
     poll_s: float = 5.0
     on_event: Callable[[str, dict[str, Any]], None] | None = None  # progress display hook
     rollbacks: list[str] = field(default_factory=list)
+    # the rules of the live skew check (pass the catalog the plan was made with; default: the
+    # shipped one)
+    catalog: Catalog | None = None
 
     # -- small helpers ---------------------------------------------------------------------
     @property
@@ -129,6 +141,7 @@ class Executor:
                 self._check_requests()
                 self._await_approval(step)
                 self._await_window(step)
+                self._check_live_skew(step)
                 self._run_step(step, wave)
         if soak_s > 0:
             key = f"wave-soaked/{wave}"
@@ -168,6 +181,50 @@ class Executor:
             self.audit("window-wait", f"outside the maintenance window: step {step.id} waits "
                        f"until {start.isoformat()}", step.id)
             self._sleep_checked(wait)
+
+    # -- the live skew check ----------------------------------------------------------------
+    def _check_live_skew(self, step: Step) -> None:
+        """Observe the cluster and pause (never fail, never skip) when it, or any state the step
+        would pass through, breaks a skew rule (:mod:`pitstop.executor.skew`). ``resume`` comes
+        back here and checks again."""
+        if self.catalog is None:
+            self.catalog = load_catalog()
+        if step.action not in CHECKED_ACTIONS:
+            return
+        try:
+            obs = self.backend.observe(step.cluster)
+            silent = silent_apiservers(obs, self.backend.health(step.cluster), step)
+        except BackendError as exc:
+            raise _Stop("paused", f"step {step.id}: cannot observe {step.cluster} for the live "
+                        f"skew check: {exc}. Fix the connection or permissions, then "
+                        f"`pitstop resume {self.run.path}`") from None
+        problems = live_skew_problems(obs, step, self.catalog)
+        versions = {"apiservers": dict(obs.apiservers),
+                    "kube-controller-manager": obs.controller_manager,
+                    "kube-scheduler": obs.scheduler}
+        seq = self.journal.intent(step.id, "skew-check", step.cluster, versions, self._now())
+        if not problems and not silent:
+            self.journal.outcome(seq, "ok", None, self._now())
+            return
+        found = [f"{p.violation.rule} {p.when}: {p.violation.message}" for p in problems] + [
+            f"kube-apiserver {n} does not answer, so its version is unknown (it may still be "
+            "the old one)" for n in silent]
+        self.journal.outcome(seq, "paused", {"violations": found}, self._now())
+        apis = dict(obs.apiservers)
+        oldest = min(apis.values(), key=_vkey) if apis else ""
+        behind = sorted(n for n, v in apis.items() if v == oldest)
+        who = (f"; kube-apiserver {', '.join(behind)} still at {oldest}"
+               if len(set(apis.values())) > 1 else "")
+        why = (f"step {step.id} not started: the live cluster would break the skew policy — "
+               + "; ".join(found) + f" (observed: {describe_apiservers(obs)}; "
+               f"kube-controller-manager {obs.controller_manager or '?'}; kube-scheduler "
+               f"{obs.scheduler or '?'}{who}). Bring the cluster back to the state the plan "
+               f"expects (e.g. upgrade that instance again), then `pitstop resume "
+               f"{self.run.path}`: the check runs again before the step")
+        self.journal.set_step(step.id, "paused", self._now(), why)
+        self.audit("skew-pause", why, step.id, cluster=step.cluster, violations=found,
+                   observed=versions)
+        raise _Stop("paused", why)
 
     # -- one step --------------------------------------------------------------------------
     def _run_step(self, step: Step, wave: str) -> None:
@@ -339,7 +396,7 @@ class Executor:
     # -- gates -----------------------------------------------------------------------------
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
         outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
-                                 self.run.policy.spec.gates)
+                                 self.run.policy.spec.gates, self.run.policy.spec.gate_timing)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, self._now())
         self.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),
@@ -347,12 +404,17 @@ class Executor:
         return outcome
 
     # -- rollback --------------------------------------------------------------------------
-    def rollback_wave(self, wave: str, why: str) -> str:
+    def rollback_wave(self, wave: str, why: str, *, restore_etcd: bool = False) -> str:
         """Return the wave's nodes and add-ons to their last known-good versions, newest
         change first. Control-plane steps across minors stay (Kubernetes has no minor
-        downgrade; the way back is the etcd snapshot, by hand), and the result says so."""
+        downgrade), and the result says so. etcd has no downgrade either: its way back is the
+        verified snapshot the plan took before the hop, restored into a new cluster of the old
+        version — which loses every write made since the snapshot, so it is done only when
+        asked (``restore_etcd``, ``pitstop rollback --restore-etcd``); otherwise the result
+        says which snapshot and how."""
         done: list[str] = []
         kept: list[str] = []
+        etcd: dict[str, list[Step]] = {}
         steps = [s for s in self.run.plan.steps if s.wave == wave]
         touched = [s for s in steps if self.journal.step(s.id).status in ("done", "failed",
                                                                           "running")]
@@ -388,13 +450,69 @@ class Executor:
                 if op.state is OperationState.SUCCEEDED:
                     self.journal.set_step(step.id, "rolled-back", self._now(), why)
                     done.append(step.id)
+            elif step.phase is Phase.ETCD:
+                etcd.setdefault(step.cluster, []).insert(0, step)
             elif self.journal.step(step.id).status == "done":
                 kept.append(step.id)
+        notes = [self._etcd_way_back(cluster, cluster_steps, why, restore_etcd, done)
+                 for cluster, cluster_steps in etcd.items()]
         summary = ("rolled back " + (", ".join(done) if done else "nothing (no node or add-on "
                                      "had changed)"))
         if kept:
-            summary += (f"; kept {len(kept)} control-plane/etcd step(s) (no minor downgrade in "
+            summary += (f"; kept {len(kept)} control-plane step(s) (no minor downgrade in "
                         "Kubernetes; the way back is restoring the etcd snapshot)")
+        summary += "".join(f"; {n}" for n in notes if n)
         self.rollbacks.append(f"wave {wave}: {summary}")
         self.audit("rollback-wave", f"{why}: {summary}", wave)
         return summary
+
+    def _etcd_way_back(self, cluster: str, steps: list[Step], why: str, restore: bool,
+                       done: list[str]) -> str:
+        """The etcd steps of one cluster in a wave being rolled back (plan order): restore the
+        wave's first verified snapshot into a new cluster of the version it was taken on
+        (``restore``), or say how. Returns a note for the summary ("" if etcd never moved)."""
+        members = [s for s in steps if s.action == "upgrade-etcd-member"]
+        snaps = [s for s in self.run.plan.steps if s.cluster == cluster and s.wave == steps[0].wave
+                 and s.action == "etcd-snapshot"]
+        snap = next((s for s in snaps if self.journal.step(s.id).status == "done"), None)
+        if not members:
+            return ""  # only a snapshot was taken: etcd is as it was
+        if snap is None:
+            return (f"etcd of cluster {cluster}: {len(members)} member step(s) started but no "
+                    "verified snapshot of this wave exists; etcd is left as it is")
+        version = snap.from_version
+        taken = [a for a in self.journal.actions(snap.id) if a.kind == "operation-done"
+                 and a.target.endswith("/snapshot") and a.outcome == str(OperationState.SUCCEEDED)]
+        detail = (taken[-1].outcome_detail or {}).get("message", "") if taken else ""
+        what = (f"the snapshot of step {snap.id}" + (f" ({detail})" if detail else ""))
+        if not restore:
+            return (f"etcd of cluster {cluster} kept: {len(members)} member step(s) toward "
+                    f"{members[0].to_version} ({', '.join(m.id for m in members)}); etcd has no "
+                    f"downgrade, the way back is {what} restored into a new etcd {version} "
+                    "cluster — every write made since the snapshot is lost, and Kubernetes API "
+                    "servers must be restarted after it. To do it: `pitstop rollback "
+                    f"{self.run.path} --wave {snap.wave} --restore-etcd`")
+        self.audit("rollback-step", f"{why}: restoring {what} into a new etcd {version} "
+                   f"cluster (writes since the snapshot are lost)", f"{snap.id}/restore",
+                   cluster=cluster)
+        op = self._run_op(snap, f"{self.run.run_id}/{snap.id}/restore",
+                          EtcdRestore(snapshot=snap.id, version=version))
+        if op.state is not OperationState.SUCCEEDED:
+            self.rollbacks.append(f"{snap.id}: etcd restore failed: {op.message}")
+            raise _Stop("paused", f"{why}; the etcd restore of cluster {cluster} from {snap.id} "
+                        f"failed: {op.message}. See `pitstop status {self.run.path}`")
+        for s in steps:
+            if self.journal.step(s.id).status in ("done", "failed", "running"):
+                self.journal.set_step(s.id, "rolled-back", self._now(),
+                                      f"{why}; etcd restored from {snap.id}")
+        done.append(f"etcd of cluster {cluster} (restored {snap.id} into etcd {version}: "
+                    f"{op.message})")
+        return ""
+
+
+def _vkey(text: str) -> tuple[int, int, int]:
+    try:
+        v = parse_version(text)
+    except ValueError:
+        return (-1, -1, -1)
+    return (v.major, v.minor, v.patch)

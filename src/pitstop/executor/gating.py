@@ -9,7 +9,7 @@ means the check itself broke, and is reported as such, apart from Failed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,10 @@ from pitstop.gates import (
     track_pending,
     workloads_available,
 )
-from pitstop.model import CustomGate
+from pitstop.model import CustomGate, GateTiming
 from pitstop.planner.plan import Step
 
-__all__ = ["GATE_SPECS", "GateOutcome", "evaluate_gates"]
+__all__ = ["GATE_SPECS", "GateOutcome", "evaluate_gates", "gate_spec"]
 
 # (interval seconds, count, failure limit) per gate kind: short for health, longer for canary
 GATE_SPECS: dict[str, tuple[float, int, int]] = {
@@ -96,10 +96,25 @@ def _measure(kind: str, backend: Backend, step: Step, targets: list[str],
     return CheckResult(kind, Phase.ERROR, None, f"no built-in check for gate kind {kind!r}")
 
 
+def gate_spec(kind: str, poll_s: float,
+              timing: Mapping[Any, GateTiming] | None = None) -> tuple[float, int, int]:
+    """(interval seconds, count, failure limit) of a built-in gate kind: the policy's
+    ``gateTiming`` where it says, else :data:`GATE_SPECS`."""
+    interval, count, failure_limit = GATE_SPECS.get(kind, (poll_s, 1, 0))
+    t = (timing or {}).get(kind)
+    if t is not None:
+        interval = t.interval.total_seconds() if t.interval is not None else interval
+        count = t.count if t.count is not None else count
+        failure_limit = t.failure_limit if t.failure_limit is not None else failure_limit
+    return interval, count, failure_limit
+
+
 def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: float,
-                   custom: Sequence[CustomGate] = ()) -> GateOutcome:
+                   custom: Sequence[CustomGate] = (),
+                   timing: Mapping[Any, GateTiming] | None = None) -> GateOutcome:
     """Measure every gate of ``step`` and the policy's custom gates for its phase
-    (interval × count) and decide."""
+    (interval × count; built-in gates as ``timing`` — the policy's ``gateTiming`` — says)
+    and decide."""
     gates = [(g.name, g.kind, None) for g in step.gates] + [
         (c.name, "threshold", c) for c in custom if str(step.phase) in c.phases]
     runs: list[tuple[str, MetricRun]] = []
@@ -109,24 +124,30 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: flo
             interval, count, failure_limit = (c.interval.total_seconds(), c.count,
                                               c.failure_limit)
         else:
-            interval, count, failure_limit = GATE_SPECS.get(kind, (poll_s, 1, 0))
+            interval, count, failure_limit = gate_spec(kind, poll_s, timing)
         spec = MetricSpec(name=name, interval_s=interval, count=count, success=None,
                           failure=None, failure_limit=failure_limit)
         runs.append((name, MetricRun(spec)))
     memo: dict[str, dict[str, Any]] = {}
-    # Measure until every metric run has its count (Error measurements do not count, as in
-    # Argo Rollouts), at most twice the count of rounds; still running then → pause.
-    cap = 2 * max((r.spec.count for _, r in runs), default=0)
-    rounds = 0
-    while rounds < cap:
-        live = [(i, name, run) for i, (name, run) in enumerate(runs)
-                if decide(run.status()) is Decision.WAIT]
+    # Each metric is measured every ``interval`` seconds (its own, as in Argo Rollouts) until
+    # it decides: ``count`` measurements, or too many consecutive Errors (Errors do not count).
+    # At most twice its count plus its error limit of times; still running then → pause.
+    taken = [0] * len(runs)
+    due = [backend.clock.now()] * len(runs)
+    while True:
+        live = [i for i, (_, run) in enumerate(runs)
+                if decide(run.status()) is Decision.WAIT
+                and taken[i] < 2 * run.spec.count + run.spec.consecutive_error_limit + 1]
         if not live:
             break
-        if rounds:
-            backend.clock.sleep(min(run.spec.interval_s for _, _, run in live))
-        rounds += 1
-        for i, name, run in live:
+        wait = min(due[i] for i in live) - backend.clock.now()
+        if wait > 0:
+            backend.clock.sleep(wait)
+        now = backend.clock.now()
+        for i in live:
+            if due[i] > now:
+                continue
+            name, run = runs[i]
             kind, custom_gate = gates[i][1], gates[i][2]
             try:
                 if custom_gate is not None:
@@ -139,6 +160,8 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: flo
             res = CheckResult(name, res.phase, res.value, res.message)
             run.add_result(res.phase, res.value, backend.clock.now(), res.message)
             results.append(res)
+            taken[i] += 1
+            due[i] = now + run.spec.interval_s
     statuses = [r.status() for _, r in runs]
     verdict = run_verdict(statuses) if statuses else Phase.SUCCESSFUL
     decision = decide(verdict)

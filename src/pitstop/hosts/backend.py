@@ -83,7 +83,12 @@ Kubernetes (or whose drain is done by other means).
 
 etcd members are controlled as processes of the machine pitstop runs on
 (:class:`~pitstop.hosts.etcd.LocalProcessControl`); members on other hosts (over SSH, or
-systemd units) need another ``MemberControl``.
+systemd units) need another ``MemberControl``. Every real stop and start of a member is in the
+log (``etcd-stop``, ``etcd-start``, with the operation), so a resumed run can be shown to have
+restarted no member twice for one step. Client TLS (``etcd.clientTls``) is passed to every
+etcdctl call; :func:`etcd_access_problems` checks it, read-only, before a run is created.
+``health`` writes the probe key before it reads the members, so that the etcd gate's "raft index
+advancing" holds on an idle cluster that takes writes.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -112,7 +117,7 @@ from pitstop.backend.api import (
     UpgradeComponent,
 )
 from pitstop.catalog import Catalog, load_catalog
-from pitstop.errors import PitstopError
+from pitstop.errors import ConfigProblem, PitstopError
 from pitstop.hosts import debversion
 from pitstop.hosts.connect import (
     CommandResult,
@@ -139,14 +144,28 @@ from pitstop.hosts.containerd import (
     TaskState,
     UpgradeRefused,
 )
-from pitstop.hosts.etcd import EtcdActuator, EtcdCluster, EtcdMember, LocalProcessControl
+from pitstop.hosts.etcd import (
+    EtcdActuator,
+    EtcdBinaries,
+    EtcdCluster,
+    EtcdMember,
+    EtcdTLS,
+    LocalProcessControl,
+    MemberControl,
+    MemberProcess,
+)
 from pitstop.hosts.opstate import HostEvent, HostState, OpRecord, owner_alive, process_identity
-from pitstop.hosts.packages import Apt, PackageManager, UnsupportedHost
-from pitstop.model import Fleet, HostCluster, HostInventory, HostNode, VerifyCommand
+from pitstop.hosts.packages import (
+    PackageManager,
+    PackageManagerName,
+    UnsupportedHost,
+    package_manager,
+)
+from pitstop.model import Fleet, HostCluster, HostEtcd, HostInventory, HostNode, VerifyCommand
 from pitstop.planner import Plan
 
 __all__ = ["RUNTIMES", "STATE_FILE", "HostsBackend", "RunStateUnreadable", "WallClock",
-           "plan_problems"]
+           "etcd_access_problems", "plan_problems"]
 
 log = logging.getLogger("pitstop.hosts")
 
@@ -226,6 +245,62 @@ def plan_problems(inventory: HostInventory, plan: Plan) -> list[str]:
     return out
 
 
+def _etcd_description(name: str, et: HostEtcd, origin: str = "",
+                      restored: dict[str, Any] | None = None) -> EtcdCluster:
+    """The actuator's description of a cluster's etcd (after a restore: the restored data
+    directories and token, from the backend's state)."""
+    restored = restored or {}
+    dirs: dict[str, str] = restored.get("dataDirs", {})
+    members = tuple(EtcdMember(m.name, m.client_url, m.peer_url,
+                               Path(dirs.get(m.name, m.data_dir)), tuple(m.extra_flags))
+                    for m in et.members)
+    tls = None
+    if et.client_tls is not None:
+        t = et.client_tls
+        tls = EtcdTLS(Path(t.ca_file), Path(t.cert_file) if t.cert_file else None,
+                      Path(t.key_file) if t.key_file else None,
+                      origin or f"cluster {name}: etcd.clientTls")
+    return EtcdCluster(name, members, {v: Path(d) for v, d in et.binaries.items()},
+                       restored.get("token", et.token), et.quota_backend_bytes,
+                       tuple(et.extra_flags), et.ctl_version, tls)
+
+
+def etcd_access_problems(inventory: HostInventory, plan: Plan, source: str = "-f"
+                         ) -> list[ConfigProblem]:
+    """Before a run is created: can pitstop reach the etcd members of every cluster whose etcd
+    the plan changes, with the inventory's client TLS? Read-only (``endpoint status``; no probe
+    write, no member touched). A TLS failure names the file (``source``), the field and the
+    fix; a member that is merely down is left to the run's gates."""
+    out: list[ConfigProblem] = []
+    clusters = {s.cluster for s in plan.steps if s.action in ("etcd-snapshot",
+                                                               "upgrade-etcd-member")}
+    for i, c in enumerate(inventory.spec.clusters):
+        if c.name not in clusters or c.etcd is None:
+            continue
+        base = f"spec.clusters[{i}].etcd"
+        act = EtcdActuator(_etcd_description(c.name, c.etcd, f"{base}.clientTls"),
+                           LocalProcessControl(Path(c.etcd.control.run_dir)))
+        # one problem per field and diagnosis, naming every member it applies to
+        grouped: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for member, diagnosis, text in act.check_access():
+            if diagnosis is not None:
+                grouped.setdefault((diagnosis.field, diagnosis.message, diagnosis.fix),
+                                   []).append((member, text))
+        urls = {m.name: (j, m.client_url) for j, m in enumerate(c.etcd.members)}
+        for (field, message, fix), seen in grouped.items():
+            names = [n for n, _ in seen if n]
+            if field == "clientUrl":
+                where = f"{base}.members[{urls[names[0]][0]}].clientUrl"
+            else:
+                where = f"{base}.clientTls.{field}"
+            who = (f"etcd member(s) {', '.join(f'{n} ({urls[n][1]})' for n in names)} of "
+                   f"cluster {c.name}" if names else f"etcd of cluster {c.name}")
+            said = f" (etcdctl: {seen[0][1]})" if names else ""
+            out.append(ConfigProblem(source, None, where, f"{who}: {message}{said}.",
+                                     f"{fix}. Nothing was changed."))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Recording wrappers: every install and restart goes to the log, with its operation
 
@@ -254,6 +329,9 @@ class _RecordedPackages:
     def wait_idle(self, host: Host, timeout: float) -> str:
         return self.inner.wait_idle(host, timeout)
 
+    def kind(self, host: Host) -> PackageManagerName:
+        return self.inner.kind(host)
+
     def install(self, host: Host, package: str, version: str, *, timeout: float) -> None:
         self._record("install", host.name, f"{package}={version}", True)
         self.inner.install(host, package, version, timeout=timeout)
@@ -279,6 +357,42 @@ class _RecordedDaemon:
     def stop(self, host: Host) -> None:
         self._record("daemon-stop", host.name, "", True)
         self.inner.stop(host)
+
+
+class _RecordedMembers:
+    """A :class:`~pitstop.hosts.etcd.MemberControl` that logs every real start and stop of an
+    etcd member (a start of a member already running that binary, or a stop of a stopped one,
+    changes nothing and is not logged)."""
+
+    def __init__(self, inner: MemberControl, record: Callable[[str, str, str], None]) -> None:
+        self.inner = inner
+        self._record = record
+
+    def start(self, member: EtcdMember, binaries: EtcdBinaries,
+              flags: Sequence[str]) -> MemberProcess:
+        cur = self.inner.process(member)
+        if not (cur is not None and cur.running and cur.binary == str(binaries.etcd)
+                and cur.data_dir == str(member.data_dir)):
+            self._record("etcd-start", member.name,
+                         f"etcd {binaries.version} ({binaries.etcd}) on {member.data_dir}")
+        return self.inner.start(member, binaries, flags)
+
+    def stop(self, member: EtcdMember, timeout: float = 20.0) -> None:
+        self.stop_many([member], timeout)
+
+    def stop_many(self, members: Iterable[EtcdMember], timeout: float = 20.0) -> None:
+        members = list(members)
+        for m in members:
+            cur = self.inner.process(m)
+            if cur is not None and cur.running:
+                self._record("etcd-stop", m.name, f"etcd {cur.version} (pid {cur.pid})")
+        self.inner.stop_many(members, timeout)
+
+    def process(self, member: EtcdMember) -> MemberProcess | None:
+        return self.inner.process(member)
+
+    def logs(self, member: EtcdMember, lines: int = 20) -> str:
+        return self.inner.logs(member, lines)
 
 
 class _NoSudo:
@@ -345,6 +459,7 @@ class HostsBackend:
         self._lock = threading.RLock()
         self._threads: dict[str, threading.Thread] = {}
         self._settled: set[str] = set()
+        self._op = threading.local()  # the operation this thread works on (for the log)
 
     # -- run directories -------------------------------------------------------------------
     @staticmethod
@@ -407,6 +522,7 @@ class HostsBackend:
 
     def _record(self, cluster: str, kind: str, subject: str, detail: str = "",
                 destructive: bool = False, op_key: str = "") -> None:
+        op_key = op_key or getattr(self._op, "key", "")
         self.state.record(self._clock.now(), cluster, kind, subject, detail, destructive,
                           op_key, self.owner)
 
@@ -454,7 +570,7 @@ class HostsBackend:
                                               log_file=ctl.log_file, binary=ctl.binary)
         else:
             daemon = SystemdDaemon(ctl.unit)
-        packages: PackageManager = Apt()
+        packages: PackageManager = package_manager(node.package_manager)
         if record is not None:
             daemon = _RecordedDaemon(daemon, record)
             packages = _RecordedPackages(packages, record)
@@ -482,14 +598,15 @@ class HostsBackend:
             et = self._cluster(cluster).etcd
             if et is None:
                 raise BackendError(f"cluster {cluster} has no etcd in the HostInventory")
-            restored = self.state.get_kv(f"etcd-restored/{cluster}") or {}
-            dirs: dict[str, str] = restored.get("dataDirs", {})
-            members = tuple(EtcdMember(m.name, m.client_url, m.peer_url,
-                                       Path(dirs.get(m.name, m.data_dir))) for m in et.members)
-            desc = EtcdCluster(cluster, members, {v: Path(d) for v, d in et.binaries.items()},
-                               restored.get("token", et.token), et.quota_backend_bytes,
-                               tuple(et.extra_flags), et.ctl_version)
-            act = EtcdActuator(desc, LocalProcessControl(Path(et.control.run_dir)),
+            index = next(i for i, c in enumerate(self.inventory.spec.clusters)
+                         if c.name == cluster)
+            desc = _etcd_description(cluster, et, f"HostInventory {self.inventory.metadata.name}"
+                                     f": spec.clusters[{index}].etcd.clientTls",
+                                     self.state.get_kv(f"etcd-restored/{cluster}"))
+            control = _RecordedMembers(
+                LocalProcessControl(Path(et.control.run_dir)),
+                lambda kind, member, detail: self._record(cluster, kind, member, detail, True))
+            act = EtcdActuator(desc, control,
                                on_event=lambda text: self._record(cluster, "etcd", cluster,
                                                                   text))
             self._etcd[cluster] = act
@@ -560,10 +677,11 @@ class HostsBackend:
                 out.append((o.host, o.value[0], o.value[1], ""))
         return out
 
-    def _etcd_health(self, cluster: str) -> tuple[EtcdMemberObservation, ...]:
+    def _etcd_health(self, cluster: str, *, probe: bool = False
+                     ) -> tuple[EtcdMemberObservation, ...]:
         if self._cluster(cluster).etcd is None:
             return ()
-        return self._etcd_actuator(cluster).health()
+        return self._etcd_actuator(cluster).health(probe=probe)
 
     def observe(self, cluster: str) -> ClusterObservation:
         self._settle(cluster)
@@ -603,7 +721,7 @@ class HostsBackend:
                                                 if t.status != "RUNNING")),
             "error_rate": share(upgraded), "error_rate_baseline": share(others)}
         return HealthSignals(time=self._clock.now(), apiserver_ok={}, apiserver_latency_ms=None,
-                             etcd=self._etcd_health(cluster), metrics=metrics)
+                             etcd=self._etcd_health(cluster, probe=True), metrics=metrics)
 
     # -- recorded no-ops -------------------------------------------------------------------
     _NOT_A_NODE = "recorded only: a host that is not a Kubernetes node has no scheduler to tell"
@@ -723,6 +841,8 @@ class HostsBackend:
         rec = self.state.get(key)
         assert rec is not None
         data = dict(rec.data)
+        outer = getattr(self._op, "key", "")
+        self._op.key = key
         try:
             state, message = self._dispatch(rec, data)
         except PitstopError as exc:  # HostError, EtcdError, UpgradeRefused: a clear message
@@ -730,6 +850,8 @@ class HostsBackend:
         except Exception as exc:  # a bug must not leave the executor polling forever
             log.exception("operation %s", key)
             state, message = OperationState.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            self._op.key = outer
         self.state.finish(key, state, message, self._clock.now(), data)
         self._record(rec.cluster, "operation-done", key, f"{state}: {message}", False, key)
 

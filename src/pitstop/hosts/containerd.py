@@ -29,9 +29,10 @@ The :class:`RuntimeActuator` protocol splits that into calls a backend drives on
 ``rollback(host, previous, before)``
     ``upgrade`` to the previous build, then ``verify`` against the same snapshot.
 
-:class:`ContainerdActuator` implements it for containerd with apt (Debian, Ubuntu). CRI-O and
-Docker Engine fit the same shape: another package name, another daemon version query, another
-task listing. RHEL-family hosts (dnf) are not supported yet (see :mod:`pitstop.hosts.packages`).
+:class:`ContainerdActuator` implements it for containerd with apt (Debian, Ubuntu) or dnf
+(RHEL family), the package manager given or detected per host (see
+:mod:`pitstop.hosts.packages`). CRI-O and Docker Engine fit the same shape: another package
+name, another daemon version query, another task listing.
 
 Restarting the daemon is a :class:`DaemonControl` strategy: :class:`SystemdDaemon` on real
 hosts, :class:`ProcessDaemon` where there is no systemd (a daemon started detached with a pid
@@ -53,7 +54,7 @@ from pitstop.catalog import Catalog, load_catalog
 from pitstop.errors import PitstopError
 from pitstop.hosts import debversion
 from pitstop.hosts.connect import CommandFailed, Host, HostError
-from pitstop.hosts.packages import Apt, PackageManager
+from pitstop.hosts.packages import TERMS, Detected, PackageManager
 from pitstop.versions import VersionError, parse_version
 
 __all__ = [
@@ -138,6 +139,7 @@ class RuntimeFacts:
     config_version: int | None  # None when there is no file or it cannot be read
     config_keys: frozenset[tuple[str, ...]] = frozenset()  # every table and key path
     config_error: str = ""
+    manager: str = "apt"  # the package manager serving the host: its words and version order
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +431,8 @@ class ContainerdActuator:
         self.address = address
         self.config_path = config_path
         self.package = package
-        self.packages: PackageManager = packages or Apt()
+        # None: apt or dnf, detected per host from /etc/os-release.
+        self.packages: PackageManager = packages or Detected()
         self._catalog = catalog
         self.ctr = ctr
         self.crictl = crictl
@@ -486,7 +489,7 @@ class ContainerdActuator:
             error = f"cannot read {self.config_path}: {r.stderr.strip()[-300:]}"
         return RuntimeFacts(host.name, self.runtime, self.package, installed, candidates, held,
                             daemon, daemon_error, self.address, self.config_path, present,
-                            version, keys, error)
+                            version, keys, error, self.packages.kind(host))
 
     # -- check -----------------------------------------------------------------------------
     def resolve(self, target: str, candidates: Sequence[str]) -> str | None:
@@ -512,15 +515,16 @@ class ContainerdActuator:
     def check(self, facts: RuntimeFacts, target: str) -> list[Problem]:
         out: list[Problem] = []
         pkg = facts.package
+        words = TERMS[facts.manager]
         offered = ", ".join(facts.candidates) or "none"
         build = self.resolve(target, facts.candidates)
         if build is None:
             out.append(Problem(
                 Severity.ERROR, "target-not-offered",
-                f"{facts.host}: {pkg} {target} is not offered by apt (apt-cache madison {pkg} "
-                f"offers: {offered}).",
+                f"{facts.host}: {pkg} {target} is not offered by {facts.manager} "
+                f"({words.offered.format(pkg=pkg)} offers: {offered}).",
                 "pick one of the offered builds, or add the repository that carries it and run "
-                "apt-get update on the host."))
+                f"{words.refresh} on the host."))
         if facts.installed is None:
             out.append(Problem(Severity.ERROR, "not-installed",
                                f"{facts.host}: {pkg} is not installed; pitstop upgrades an "
@@ -528,9 +532,10 @@ class ContainerdActuator:
         for held in facts.held:
             out.append(Problem(
                 Severity.ERROR, "held",
-                f"{facts.host}: package {held} is held (apt-mark showhold); pitstop does not "
+                f"{facts.host}: package {held} is held ({words.holds}); pitstop does not "
                 f"override holds.",
-                f"if the upgrade is intended, release it with `apt-mark unhold {held}`."))
+                f"if the upgrade is intended, release it with `{words.unhold.format(pkg=held)}`."
+                ))
         if facts.daemon is None:
             out.append(Problem(
                 Severity.WARNING, "daemon-down",
@@ -545,8 +550,8 @@ class ContainerdActuator:
             out.append(Problem(
                 Severity.ERROR, "no-way-back",
                 f"{facts.host}: the installed build {pkg} {facts.installed} is no longer "
-                f"offered by apt, so a failed upgrade could not be rolled back.",
-                "keep the installed build available (a local repository or apt cache) "
+                f"offered by {facts.manager}, so a failed upgrade could not be rolled back.",
+                "keep the installed build available (a local repository or package cache) "
                 "before upgrading."))
         # The catalog checks read the release number, so they run even for a build apt does
         # not offer: the person fixing the repository learns about the configuration too.
@@ -580,7 +585,7 @@ class ContainerdActuator:
                         f"{facts.host}: {self.runtime} {have} → {want} skips release lines; "
                         f"the supported path is {' → '.join(str(v) for v in path)}.",
                         f"upgrade to {path[0]} first."))
-            if have is not None and debversion.compare(build, facts.installed) < 0:
+            if have is not None and TERMS[facts.manager].compare(build, facts.installed) < 0:
                 out.append(Problem(Severity.WARNING, "downgrade",
                                    f"{facts.host}: {build} is older than the installed "
                                    f"{facts.installed}."))

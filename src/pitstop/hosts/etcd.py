@@ -22,6 +22,20 @@ The pieces
 Time stamps in reports are :func:`time.monotonic` seconds, so callers can line them up with
 their own measurements.
 
+TLS
+===
+
+Members that serve ``https://`` client URLs (usually with ``--client-cert-auth``) are reached
+with :attr:`EtcdCluster.client_tls` (:class:`EtcdTLS`: CA, client certificate and key *paths*),
+passed as ``--cacert/--cert/--key`` to every etcdctl call that talks to a member; the members'
+own server and peer TLS flags are :attr:`EtcdCluster.extra_flags` and
+:attr:`EtcdMember.extra_flags`, passed at every start (so a restarted or restored member keeps
+them). etcdutl and etcdctl 3.4's ``snapshot status/restore`` work on files and need none. A TLS
+failure is diagnosed from etcdctl's words (:func:`diagnose_tls`: wrong CA → ``caFile``, refused
+or missing client certificate → ``certFile``, …) and the diagnosis is added to the error, naming
+the field; :meth:`EtcdActuator.check_access` asks every member once, read-only, before anything
+is done.
+
 Rolling upgrade (:meth:`EtcdActuator.upgrade`)
 ==============================================
 
@@ -110,6 +124,7 @@ __all__ = [
     "EtcdError",
     "EtcdGateError",
     "EtcdMember",
+    "EtcdTLS",
     "GateResult",
     "LocalProcessControl",
     "MemberControl",
@@ -120,8 +135,10 @@ __all__ = [
     "RestoreError",
     "RestoreReport",
     "SnapshotVerificationError",
+    "TlsDiagnosis",
     "UpgradeReport",
     "VerifiedSnapshot",
+    "diagnose_tls",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +198,112 @@ class EtcdMember:
     client_url: str
     peer_url: str
     data_dir: Path
+    extra_flags: tuple[str, ...] = ()  # this member's own flags (its server/peer certificates)
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdTLS:
+    """How pitstop authenticates to the members' client URLs (``https://``): the CA that signed
+    their server certificates and, for ``--client-cert-auth``, a client certificate and key.
+    Only the *paths* are held, passed to etcdctl as ``--cacert/--cert/--key``; the files are
+    read by etcdctl, never by pitstop, so their content reaches no log, journal or audit record.
+    ``origin`` says where they were configured (for messages), e.g.
+    ``spec.clusters[0].etcd.clientTls``."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    origin: str = "clientTls"
+
+    def ctl_flags(self) -> list[str]:
+        out = ["--cacert", str(self.ca_file)]
+        if self.cert_file is not None and self.key_file is not None:
+            out += ["--cert", str(self.cert_file), "--key", str(self.key_file)]
+        return out
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(field name, path) of every file configured."""
+        return [(f, p) for f, p in (("caFile", self.ca_file), ("certFile", self.cert_file),
+                                    ("keyFile", self.key_file)) if p is not None]
+
+    def file_problems(self) -> list[TlsDiagnosis]:
+        """Files that are missing or unreadable on this machine (etcdctl runs here)."""
+        out = []
+        for name, path in self.files():
+            if not path.is_file():
+                out.append(TlsDiagnosis(name, f"{path} does not exist or is not a file",
+                                        "give the path of the PEM file on the machine pitstop "
+                                        "runs on (etcdctl reads it there)"))
+            elif not os.access(path, os.R_OK):
+                out.append(TlsDiagnosis(name, f"{path} is not readable by pitstop",
+                                        "make it readable by the user pitstop runs as"))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDiagnosis:
+    """What a TLS failure says about the configuration: the field at fault (``caFile``,
+    ``certFile``, ``keyFile``, or ``clientUrl``), what is wrong and the fix."""
+
+    field: str
+    message: str
+    fix: str
+
+    def text(self, origin: str) -> str:
+        where = f"{origin}.{self.field}" if self.field != "clientUrl" else "the member's clientUrl"
+        return f"{where}: {self.message}. Fix: {self.fix}"
+
+
+def diagnose_tls(output: str, tls: EtcdTLS | None, endpoint: str = "") -> TlsDiagnosis | None:
+    """Read a TLS failure out of etcdctl's output (``None`` when there is none)."""
+    at = f" at {endpoint}" if endpoint else ""
+    if tls is None:
+        if "first record does not look like a TLS handshake" not in output and \
+                not re.search(r"x509:|tls:", output):
+            return None
+        return TlsDiagnosis("clientUrl", f"the member{at} speaks TLS but no clientTls is "
+                            "configured", "use an https:// clientUrl and set clientTls "
+                            "(caFile, and certFile/keyFile when the members use "
+                            "--client-cert-auth)")
+    if "signed by unknown authority" in output or "certificate is not trusted" in output:
+        return TlsDiagnosis("caFile", f"the server certificate{at} is not signed by the CA in "
+                            f"{tls.ca_file}", "set caFile to the CA that signed the members' "
+                            "server certificates (their --trusted-ca-file is usually it)")
+    if "certificate has expired" in output or "not yet valid" in output:
+        return TlsDiagnosis("caFile", f"a certificate{at} is expired or not yet valid "
+                            f"(checked against {tls.ca_file})", "renew the members' server "
+                            "certificates or pitstop's client certificate")
+    m = re.search(r"x509: (certificate is valid for [^\"]*|cannot validate certificate for "
+                  r"[^\"]*)", output)
+    if m:
+        return TlsDiagnosis("clientUrl", f"the server certificate{at} does not name the host of "
+                            f"the clientUrl ({m.group(1).strip()})", "use a clientUrl whose "
+                            "host is in the member's certificate (subjectAltName)")
+    if "bad certificate" in output or "certificate required" in output or \
+            "didn't provide a certificate" in output:
+        if tls.cert_file is None:
+            return TlsDiagnosis("certFile", f"the member{at} requires a client certificate "
+                                "(--client-cert-auth) and none is configured",
+                                "set certFile and keyFile to a client certificate signed by "
+                                "the members' --trusted-ca-file")
+        return TlsDiagnosis("certFile", f"the member{at} refused the client certificate "
+                            f"{tls.cert_file}", "use a client certificate signed by the CA the "
+                            "members trust (their --trusted-ca-file), with extendedKeyUsage "
+                            "clientAuth")
+    if "private key does not match public key" in output:
+        return TlsDiagnosis("keyFile", f"{tls.key_file} is not the key of {tls.cert_file}",
+                            "give the key that belongs to certFile")
+    m = re.search(r"open (\S+): (no such file or directory|permission denied)", output)
+    if m:
+        name = next((f for f, p in tls.files() if str(p) == m.group(1)), "caFile")
+        return TlsDiagnosis(name, f"{m.group(1)}: {m.group(2)}",
+                            "give the path of a readable PEM file")
+    if "first record does not look like a TLS handshake" in output or \
+            "server gave HTTP response" in output:
+        return TlsDiagnosis("clientUrl", f"the member{at} does not speak TLS on its client URL",
+                            "use http:// for it, or start the member with --cert-file/"
+                            "--key-file")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +353,7 @@ class EtcdCluster:
     quota_backend_bytes: int = 2 * 1024**3
     extra_flags: tuple[str, ...] = ()
     ctl_version: str | None = None  # whose etcdctl answers queries; default: the newest
+    client_tls: EtcdTLS | None = None  # how pitstop reaches https:// client URLs
 
     def member(self, name: str) -> EtcdMember:
         for m in self.members:
@@ -265,7 +389,7 @@ class EtcdCluster:
                 "--initial-cluster-token", self.token,
                 "--initial-cluster-state", "new",
                 "--quota-backend-bytes", str(self.quota_backend_bytes),
-                *self.extra_flags]
+                *self.extra_flags, *member.extra_flags]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,10 +771,46 @@ class EtcdActuator:
 
     def _ctl(self, endpoints: Sequence[str], *args: str,
              timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """etcdctl against ``endpoints``, with the cluster's client TLS. A TLS failure's
+        diagnosis (which file or URL is at fault, and the fix) is appended to stderr, so every
+        error built from it names it."""
         t = timeout or self.command_timeout
-        return self._run([self.cluster.ctl.etcdctl, "--endpoints", ",".join(endpoints),
-                          f"--dial-timeout={self.dial_timeout:g}s",
-                          f"--command-timeout={t:g}s", *args], timeout=t + 10)
+        tls = self.cluster.client_tls
+        r = self._run([self.cluster.ctl.etcdctl, "--endpoints", ",".join(endpoints),
+                       f"--dial-timeout={self.dial_timeout:g}s", f"--command-timeout={t:g}s",
+                       *(tls.ctl_flags() if tls is not None else ()), *args], timeout=t + 10)
+        if r.returncode != 0:
+            d = diagnose_tls(r.stderr + r.stdout, tls, ",".join(endpoints))
+            if d is not None:  # last: the callers keep the tail of stderr
+                origin = tls.origin if tls is not None else "clientTls"
+                r.stderr = f"[etcdctl: {_tail(r.stderr or r.stdout, 200)}] {d.text(origin)}"
+        return r
+
+    def check_access(self) -> list[tuple[str, TlsDiagnosis | None, str]]:
+        """Read-only: can every member be reached with the configured client TLS? Returns
+        (member, TLS diagnosis or None, etcdctl's words) for each member that cannot (member
+        "" for a TLS file that is missing); changes nothing (``endpoint status`` only, no
+        probe write). The members are asked at once."""
+        tls = self.cluster.client_tls
+        if tls is not None:
+            missing = tls.file_problems()
+            if missing:
+                return [("", d, d.message) for d in missing]
+
+        def ask(m: EtcdMember) -> tuple[str, TlsDiagnosis | None, str] | None:
+            r = self._run([self.cluster.ctl.etcdctl, "--endpoints", m.client_url,
+                           f"--dial-timeout={self.dial_timeout:g}s", "--command-timeout=3s",
+                           *(tls.ctl_flags() if tls is not None else ()),
+                           "endpoint", "status", "-w", "json"], timeout=15)
+            if r.returncode == 0:
+                return None
+            text = r.stderr + r.stdout
+            said = re.search(r"(x509: [^\"\\]+|tls: [^\"\\]+|remote error: [^\"\\]+|"
+                             r"open \S+: [^\"\\]+|connection refused)", text)
+            return m.name, diagnose_tls(text, tls), said.group(1) if said else _tail(text, 200)
+
+        with ThreadPoolExecutor(max_workers=len(self.cluster.members)) as pool:
+            return [x for x in pool.map(ask, self.cluster.members) if x is not None]
 
     def _ctl_json(self, endpoints: Sequence[str], *args: str) -> Any:
         r = self._ctl(endpoints, *args, "-w", "json")
@@ -686,7 +846,7 @@ class EtcdActuator:
                 applied_index=int(s.get("raftAppliedIndex", s.get("raftIndex", 0))),
                 revision=int(s["header"].get("revision", 0)), db_size=int(s.get("dbSize", 0)))
         except (ValueError, LookupError, TypeError, AttributeError):
-            return _Status(member.name, False, False, error=_tail(st.stderr or st.stdout, 300))
+            return _Status(member.name, False, False, error=_tail(st.stderr or st.stdout, 700))
         hl = self._ctl([member.client_url], "endpoint", "health", "-w", "json", timeout=t)
         healthy, err = False, ""
         try:
@@ -735,8 +895,14 @@ class EtcdActuator:
             alarms=alarms.get(s.name, ())) for s in statuses)
         return statuses, obs, alarms, alarm_error
 
-    def health(self) -> tuple[EtcdMemberObservation, ...]:
-        """One observation per member, in the order of the description."""
+    def health(self, *, probe: bool = False) -> tuple[EtcdMemberObservation, ...]:
+        """One observation per member, in the order of the description. ``probe``: write the
+        probe key first, so that the raft index of a cluster that takes writes advances between
+        two looks even when nothing else writes (an idle cluster's does not); a failed write
+        shows as an index that does not advance."""
+        if probe:
+            self._ctl(self._endpoints(), "put", self.probe_key,
+                      f"pitstop probe {time.time():.3f}")
         return self._observe()[1]
 
     def _probe(self, members: Sequence[EtcdMember], statuses: Sequence[_Status],
@@ -747,7 +913,7 @@ class EtcdActuator:
         r = self._ctl(self._endpoints(), "put", self.probe_key,
                       f"pitstop probe {time.time():.3f}")
         if r.returncode != 0:
-            return [f"probe write failed: {_tail(r.stderr or r.stdout, 300)}"]
+            return [f"probe write failed: {_tail(r.stderr or r.stdout, 700)}"]
         deadline = time.monotonic() + timeout
         pending = list(members)
         while pending:
@@ -887,7 +1053,10 @@ class EtcdActuator:
         leader = next((s for s in statuses if s.is_leader), None)
         source = leader or next((s for s in statuses if s.healthy), None)
         if source is None:
-            raise EtcdGateError("before the snapshot", ["no healthy member to take it from"])
+            first = next((s for s in statuses if s.error), None)
+            raise EtcdGateError("before the snapshot", ["no healthy member to take it from"
+                                                        + (f" ({first.name}: {first.error})"
+                                                           if first else "")])
         versions = sorted({s.version for s in statuses if s.reachable}, key=parse_version)
         version = versions[0]
         member = self.cluster.member(source.name)

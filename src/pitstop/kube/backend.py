@@ -34,8 +34,15 @@ evict              POST policy/v1 Eviction to ``pods/<name>/eviction`` with a UI
                    TERMINATING_NAMESPACE; any other answer is a :class:`BackendError`
 delete_pod         DELETE with a UID precondition (gone or replaced: nothing to do)
 start/poll         node actions through the :class:`~pitstop.kube.upgrade.NodeUpgrader`;
-                   control-plane, etcd and add-on actions FAIL with a message (the API cannot
-                   restart an apiserver: that needs a host or provider backend)
+                   ``kube-apiserver`` / ``kube-controller-manager`` / ``kube-scheduler``
+                   upgrades through the optional
+                   :class:`~pitstop.kube.controlplane.ControlPlaneUpgrader` (e.g. the command
+                   hook :class:`~pitstop.kube.controlplane.CommandControlPlaneUpgrader`: a
+                   command per instance, run detached, then verified from the API — the
+                   instance's own ``/version`` and ``/readyz``, or the component's
+                   leader-election Lease renewed after the restart); without one they FAIL
+                   with a message saying how to configure it; etcd and add-on actions FAIL
+                   (they need a host or provider backend)
 =================  ===========================================================================
 
 Control-plane versions: each kube-apiserver instance announces itself with an identity Lease
@@ -74,6 +81,13 @@ from pitstop.backend import (
     UpgradeComponent,
 )
 from pitstop.kube.connect import KubeApi, connect
+from pitstop.kube.controlplane import (
+    CONTROL_PLANE_COMPONENTS,
+    IDENTITY_LABEL,
+    PEER_ANNOTATION,
+    ControlPlaneUpgrader,
+    apiserver_endpoints,
+)
 from pitstop.kube.ops import OperationStore, OpRecord
 from pitstop.kube.parse import (
     node_observation,
@@ -85,10 +99,9 @@ from pitstop.kube.parse import (
 from pitstop.kube.upgrade import NODE_COMPONENTS, NodeUpgrader, Refused, UpgradeContext
 from pitstop.versions import parse_version
 
-__all__ = ["Call", "KubeBackend", "MetricsSource", "RealClock", "pod_readiness_metrics"]
+__all__ = ["IDENTITY_LABEL", "PEER_ANNOTATION", "Call", "KubeBackend", "MetricsSource",
+           "RealClock", "pod_readiness_metrics"]
 
-IDENTITY_LABEL = "apiserver.kubernetes.io/identity=kube-apiserver"
-PEER_ANNOTATION = "kubernetes.io/peer-advertise-address"
 MULTIPLE_PDBS_TEXT = "more than one poddisruptionbudget"
 
 MetricsSource = Callable[[ClusterObservation], dict[str, float]]
@@ -149,15 +162,19 @@ class KubeBackend:
     another name is refused, so a plan can never act on the wrong cluster. ``state_file`` keeps
     operations for other processes (``pitstop resume``); ``metrics`` adds named numbers to
     :meth:`health` (the canary gate reads ``error_rate`` and ``error_rate_baseline``; without a
-    source they are missing and that gate reports Error). ``calls`` lists every call made."""
+    source they are missing and that gate reports Error). ``control_plane_upgrader`` carries out
+    kube-apiserver, kube-controller-manager and kube-scheduler upgrades (without one they fail
+    with a message saying how to configure it). ``calls`` lists every call made."""
 
     def __init__(self, kubeconfig: str | None, context: str | None,
                  node_upgrader: NodeUpgrader, pool_label: str = "pitstop.dev/pool", *,
                  cluster: str | None = None, state_file: Path | str | None = None,
                  metrics: MetricsSource | None = None, api: KubeApi | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 control_plane_upgrader: ControlPlaneUpgrader | None = None) -> None:
         self._conn = api if api is not None else connect(kubeconfig, context)
         self.node_upgrader = node_upgrader
+        self.control_plane_upgrader = control_plane_upgrader
         self.pool_label = pool_label
         self.cluster = cluster or self._conn.context or "in-cluster"
         self.metrics = metrics
@@ -211,27 +228,9 @@ class KubeBackend:
             scheduler=static.get("kube-scheduler", oldest), etcd=(), nodes=nodes, pods=pods,
             pdbs=pdbs)
 
-    def _apiserver_endpoints(self, api: KubeApi) -> dict[str, KubeApi]:
-        leases = api.list("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
-                          label_selector=IDENTITY_LABEL)
-        if len(leases) <= 1:
-            meta = leases[0]["metadata"] if leases else {}
-            name = (meta.get("labels") or {}).get("kubernetes.io/hostname") or "kube-apiserver"
-            return {str(name): api}
-        out: dict[str, KubeApi] = {}
-        for lease in leases:
-            meta = lease["metadata"]
-            host = (meta.get("labels") or {}).get("kubernetes.io/hostname")
-            name = str(host or meta["name"])
-            if name in out:
-                name = str(meta["name"])
-            addr = (meta.get("annotations") or {}).get(PEER_ANNOTATION)
-            out[name] = api.with_host(f"https://{addr}") if addr else api
-        return out
-
     def _apiserver_versions(self, api: KubeApi) -> dict[str, str]:
         out: dict[str, str] = {}
-        for name, peer in self._apiserver_endpoints(api).items():
+        for name, peer in apiserver_endpoints(api).items():
             try:
                 answer = peer.request("GET", "/version", timeout=5.0)
             except BackendError:
@@ -249,7 +248,7 @@ class KubeBackend:
         api = self._api(cluster)
         ok: dict[str, bool] = {}
         latency: float | None = None
-        for name, peer in self._apiserver_endpoints(api).items():
+        for name, peer in apiserver_endpoints(api).items():
             t0 = time.monotonic()
             try:
                 ok[name] = peer.request("GET", "/readyz", timeout=5.0).ok
@@ -331,7 +330,7 @@ class KubeBackend:
 
     # -- operations ------------------------------------------------------------------------
     def _ctx(self, api: KubeApi) -> UpgradeContext:
-        return UpgradeContext(api, self.pool_label, self.clock.now())
+        return UpgradeContext(api, self.pool_label, self.clock.now(), self.cluster)
 
     def start(self, cluster: str, key: str, action: Action) -> Operation:
         """Start ``action`` under ``key``; a known key (in memory or in the state file) returns
@@ -348,20 +347,24 @@ class KubeBackend:
                 return existing.observe()
             now = self.clock.now()
             rec = OpRecord(key, action, OperationState.RUNNING, now)
-            node_action = (isinstance(action, AddNode | RemoveNode) or (
-                isinstance(action, UpgradeComponent) and action.component in NODE_COMPONENTS))
-            if not node_action:
-                rec.state, rec.finished = OperationState.FAILED, now
-                rec.message = (f"{action!r} is not something the Kubernetes API can do: "
-                               "control-plane, etcd and add-on changes need a host or provider "
-                               "backend")
-            else:
-                assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
-                try:
+            try:
+                if _is_control_plane(action):
+                    assert isinstance(action, UpgradeComponent)
+                    if self.control_plane_upgrader is None:
+                        raise Refused(
+                            f"{action!r}: no control-plane upgrader is configured, and the "
+                            "Kubernetes API cannot restart an apiserver. Fix: configure the "
+                            "control-plane upgrade command (KubeBackend(control_plane_upgrader="
+                            "CommandControlPlaneUpgrader([...]))), see docs/operations.md")
+                    rec.data = self.control_plane_upgrader.begin(self._ctx(api), action)
+                elif _is_node(action):
+                    assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
                     rec.data = self.node_upgrader.begin(self._ctx(api), action)
-                except Refused as refused:
-                    rec.state, rec.finished, rec.message = OperationState.FAILED, now, str(
-                        refused)
+                else:
+                    raise Refused(f"{action!r} is not something the Kubernetes API can do: etcd "
+                                  "and add-on changes need a host or provider backend")
+            except Refused as refused:
+                rec.state, rec.finished, rec.message = OperationState.FAILED, now, str(refused)
             ops[key] = rec
             self._record("start", key, repr(action), True)
             return rec.observe()
@@ -379,11 +382,30 @@ class KubeBackend:
         if rec.state is not OperationState.RUNNING:
             return
         action = rec.action
-        assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
         ctx = self._ctx(api)
-        state, message = self.node_upgrader.check(ctx, action, rec.started, rec.data)
+        if _is_control_plane(action):
+            assert isinstance(action, UpgradeComponent)
+            if self.control_plane_upgrader is None:
+                raise BackendError(f"{self.cluster}: operation {rec.key!r} is a control-plane "
+                                   "upgrade in progress, but this backend has no control-plane "
+                                   "upgrader configured: configure the same upgrade command "
+                                   "the run started with")
+            state, message = self.control_plane_upgrader.check(ctx, action, rec.started,
+                                                               rec.data)
+        else:
+            assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
+            state, message = self.node_upgrader.check(ctx, action, rec.started, rec.data)
         if state is not OperationState.RUNNING:
             rec.state, rec.message, rec.finished = state, message, ctx.now
+
+
+def _is_control_plane(action: Action) -> bool:
+    return isinstance(action, UpgradeComponent) and action.component in CONTROL_PLANE_COMPONENTS
+
+
+def _is_node(action: Action) -> bool:
+    return isinstance(action, AddNode | RemoveNode) or (
+        isinstance(action, UpgradeComponent) and action.component in NODE_COMPONENTS)
 
 
 def _eviction_result(status: int, message: str, causes: list[str]) -> EvictionResult | None:

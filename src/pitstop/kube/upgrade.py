@@ -48,6 +48,7 @@ class UpgradeContext:
     api: KubeApi
     pool_label: str
     now: float
+    cluster: str = ""  # the backend's name for the cluster
 
 
 class NodeUpgrader(Protocol):

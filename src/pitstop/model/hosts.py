@@ -26,6 +26,7 @@ names the Fleet's etcd member names.
         nodes:
         - name: node-a
           address: 10.0.0.7
+          packageManager: auto        # apt | dnf | auto (from /etc/os-release)
           runtime:
             control: {type: systemd, unit: containerd}
           verify:
@@ -43,6 +44,7 @@ from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel, rep
 from pitstop.versions import VersionError, parse_version
 
 __all__ = [
+    "EtcdClientTls",
     "HostCluster",
     "HostEtcd",
     "HostEtcdMember",
@@ -64,6 +66,12 @@ def _a_path(value: str | None) -> str | None:
     if value is not None and ("PRIVATE KEY" in value or "\n" in value):
         raise ValueError("this looks like key material: give the path of the key file; "
                          "pitstop never stores keys in configuration")
+    return value
+
+
+def _no_key_in_flags(value: list[str]) -> list[str]:
+    for flag in value:
+        _a_path(flag)
     return value
 
 
@@ -134,6 +142,10 @@ class HostNode(SpecModel):
     ssh: SshAccess | None = Field(default=None, description="overrides the cluster's ssh")
     sudo: bool = Field(default=True, description="run root commands with sudo -n when the "
                        "login user is not root; false: never use sudo")
+    package_manager: Literal["auto", "apt", "dnf"] = Field(
+        default="auto", description="how packages are managed on the host: apt (Debian, "
+        "Ubuntu), dnf (RHEL, CentOS Stream, Fedora and rebuilds), or auto: read from the "
+        "host's /etc/os-release (ID/ID_LIKE); a host that is neither is refused")
     runtime: HostRuntime = Field(default_factory=HostRuntime)
     verify: list[VerifyCommand] = Field(default_factory=list)
 
@@ -157,6 +169,34 @@ class HostEtcdMember(SpecModel):
     client_url: str = Field(min_length=1)
     peer_url: str = Field(min_length=1)
     data_dir: str = Field(min_length=1)
+    extra_flags: list[str] = Field(
+        default_factory=list, description="this member's own etcd flags, after the cluster's "
+        "extraFlags (e.g. its --cert-file/--key-file and --peer-cert-file/--peer-key-file)")
+
+    no_key_material = field_validator("extra_flags")(_no_key_in_flags)
+
+
+class EtcdClientTls(SpecModel):
+    """How pitstop reaches members whose client URLs are ``https://``: the CA file that signed
+    their server certificates and, when they run with ``--client-cert-auth``, a client
+    certificate and its key. Paths of files on the machine pitstop runs on (etcdctl reads
+    them); the key's content is never read by pitstop, nor stored, logged or audited."""
+
+    ca_file: str = Field(min_length=1, description="PEM CA bundle that verifies the members' "
+                         "server certificates (etcdctl --cacert)")
+    cert_file: str | None = Field(default=None, description="PEM client certificate "
+                                  "(etcdctl --cert), for members with --client-cert-auth")
+    key_file: str | None = Field(default=None, description="path of the client certificate's "
+                                 "private key file (etcdctl --key)")
+
+    no_key_material = field_validator("ca_file", "cert_file", "key_file")(_a_path)
+
+    @model_validator(mode="after")
+    def _pair(self) -> EtcdClientTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("certFile and keyFile go together: set both (a client certificate "
+                             "and its key) or neither")
+        return self
 
 
 class HostEtcd(SpecModel):
@@ -168,7 +208,13 @@ class HostEtcd(SpecModel):
     ctl_version: str | None = Field(default=None, description="whose etcdctl answers queries; "
                                     "default: the newest")
     quota_backend_bytes: int = Field(default=2 * 1024**3, ge=1)
-    extra_flags: list[str] = Field(default_factory=list)
+    extra_flags: list[str] = Field(
+        default_factory=list, description="etcd flags of every member, passed unchanged at "
+        "every start (e.g. --trusted-ca-file, --client-cert-auth, --peer-trusted-ca-file, "
+        "--peer-client-cert-auth)")
+    client_tls: EtcdClientTls | None = Field(
+        default=None, description="how pitstop reaches https:// client URLs (etcdctl "
+        "--cacert/--cert/--key); required when they are https")
     control: LocalProcessMembers
     snapshot_dir: str = Field(min_length=1)
     restore_dir: str = Field(min_length=1, description="where restored data directories go")
@@ -191,6 +237,15 @@ class HostEtcd(SpecModel):
             raise ValueError(f"etcd member names repeat: {names}")
         if self.ctl_version is not None and self.ctl_version not in self.binaries:
             raise ValueError(f"ctlVersion {self.ctl_version} has no binaries entry")
+        https = [m.name for m in self.members if m.client_url.lower().startswith("https://")]
+        if https and self.client_tls is None:
+            raise ValueError(f"the clientUrl of {', '.join(https)} is https: set clientTls "
+                             "(caFile, and certFile/keyFile when the members use "
+                             "--client-cert-auth) so that pitstop can verify them")
+        if self.client_tls is not None and len(https) != len(self.members):
+            plain = [m.name for m in self.members if m.name not in https]
+            raise ValueError(f"clientTls is set but the clientUrl of {', '.join(plain)} is not "
+                             "https://: use https:// client URLs, or remove clientTls")
         return self
 
 

@@ -213,6 +213,19 @@ class CustomGate(SpecModel):
     failure_limit: int = Field(default=0, ge=0)
 
 
+BuiltinGateKind = Literal["apiserver-health", "control-plane-health", "etcd-health",
+                         "node-health", "workload-availability", "canary", "addon-health"]
+
+
+class GateTiming(SpecModel):
+    """How a built-in gate measures: ``count`` measurements ``interval`` apart, Failed beyond
+    ``failureLimit`` failures. Unset fields keep the built-in values (docs/configuration.md)."""
+
+    interval: Duration | None = None
+    count: int | None = Field(default=None, ge=1)
+    failure_limit: int | None = Field(default=None, ge=0)
+
+
 class UpgradePolicySpec(SpecModel):
     waves: list[Wave] = Field(default_factory=list)
     pools: list[PoolPolicy] = Field(
@@ -225,6 +238,8 @@ class UpgradePolicySpec(SpecModel):
     waivers: list[Waiver] = Field(default_factory=list)
     estimates: StepEstimates = Field(default_factory=StepEstimates)
     gates: list[CustomGate] = Field(default_factory=list, description="custom metric gates")
+    gate_timing: dict[BuiltinGateKind, GateTiming] = Field(
+        default_factory=dict, description="interval/count/failureLimit of built-in gates")
     max_parallel_clusters: int = Field(default=0, ge=0, description="across a wave; 0 = no limit")
 
     @model_validator(mode="after")

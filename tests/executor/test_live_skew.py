@@ -1,0 +1,76 @@
+"""The live skew check on the twin: an apiserver rolled back by hand after the control plane was
+upgraded pauses the run before the node step (never fails it, never skips the step), names the
+instance and the versions, and `resume` checks again and completes once it is fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pitstop.backend import OperationState, UpgradeComponent
+from pitstop.executor.core import Executor
+from pitstop.executor.run import create_run, open_run
+from pitstop.executor.skew import live_skew_problems
+from pitstop.model import Fleet, UpgradePolicy, UpgradeTarget
+from pitstop.planner import make_plan
+from pitstop.twin import Twin
+
+from .test_executor import CAT, START, TARGET, fleet_doc
+
+
+def _by_hand(twin: Twin, key: str, instance: str, version: str) -> None:
+    """What a person does outside pitstop: restart one apiserver at another version."""
+    op = twin.start("c1", key, UpgradeComponent(instance, "kube-apiserver", version))
+    while op.state is OperationState.RUNNING:
+        twin.clock.sleep(5)
+        op = twin.poll("c1", key)
+    assert op.state is OperationState.SUCCEEDED, op.message
+
+
+def test_apiserver_rolled_back_by_hand_pauses_the_node_step(tmp_path: Path) -> None:
+    fleet = Fleet.model_validate(fleet_doc(nodes=3))
+    policy = UpgradePolicy.model_validate({"metadata": {"name": "p"}, "spec": {}})
+    plan = make_plan(fleet, UpgradeTarget.model_validate({"spec": {"versions": TARGET}}),
+                     policy, CAT, now=START)
+    run = create_run(tmp_path, plan, policy, {c.name: c.full_labels for c in fleet.spec.clusters},
+                     {"kind": "twin", "state": "twin.sqlite", "seed": 1})
+    twin = Twin.create(fleet, seed=1, state_path=run.path / "twin.sqlite",
+                       start=START.timestamp())
+    last_cp = [s for s in plan.steps if s.action == "upgrade-scheduler"][-1]
+    first_node = next(s for s in plan.steps if s.action == "upgrade-nodes")
+
+    def on_event(action: str, info: dict[str, Any]) -> None:
+        if action == "step-done" and info["subject"] == last_cp.id:
+            _by_hand(twin, "by-hand/cp-1/back", "cp-1", "1.35.8")
+
+    result = Executor(run, twin, on_event=on_event, catalog=CAT).execute()
+    assert result.status == "paused", result.reason
+    assert f"step {first_node.id} not started" in result.reason
+    assert "kubelet-skew" in result.reason and "cp-1 still at 1.35.8" in result.reason
+    assert "kube-apiserver cp-0 1.36.5, cp-1 1.35.8, cp-2 1.36.5" in result.reason
+    assert run.journal.step(first_node.id).status == "paused"
+    assert all(not n.unschedulable and n.kubelet == "1.35.8" for n in twin.observe("c1").nodes)
+    checks = [a for a in run.journal.actions(first_node.id) if a.kind == "skew-check"]
+    assert [a.outcome for a in checks] == ["paused"]
+    print(f"\npaused: {result.reason}")
+
+    _by_hand(twin, "by-hand/cp-1/fix", "cp-1", "1.36.5")  # the fix, then `pitstop resume`
+    again = Executor(open_run(run.path), twin, catalog=CAT).execute()
+    assert again.status == "completed", again.reason
+    checks = [a for a in run.journal.actions(first_node.id) if a.kind == "skew-check"]
+    assert [a.outcome for a in checks] == ["paused", "ok"]
+
+
+def test_the_check_uses_the_same_rules_as_the_planner(tmp_path: Path) -> None:
+    """No second copy of a rule: a control-plane step whose controller would be newer than an
+    apiserver is the planner's controller-skew violation, word for word."""
+    fleet = Fleet.model_validate(fleet_doc(nodes=1))
+    twin = Twin.create(fleet, seed=1, state_path=tmp_path / "twin.sqlite",
+                       start=START.timestamp())
+    plan = make_plan(fleet, UpgradeTarget.model_validate({"spec": {"versions": TARGET}}),
+                     UpgradePolicy.model_validate({"metadata": {"name": "p"}, "spec": {}}),
+                     CAT, now=START)
+    cm = next(s for s in plan.steps if s.action == "upgrade-controller-manager")
+    problems = live_skew_problems(twin.observe("c1"), cm, CAT)  # apiservers still at 1.35.8
+    assert [(p.violation.rule, p.violation.message) for p in problems] == [
+        ("controller-skew", "kube-controller-manager 1.36.5 is newer than kube-apiserver 1.35.8")]
