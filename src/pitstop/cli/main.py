@@ -427,11 +427,13 @@ page_size_option = click.option(
 @files_option
 @click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--backend", "backend_kind", type=click.Choice(["twin", "hosts", "kube"]),
+@click.option("--backend", "backend_kind",
+              type=click.Choice(["twin", "hosts", "kube", "hosts+kube"]),
               default="twin", show_default=True,
               help="The twin; real hosts (container runtimes over SSH, etcd members) as a "
-              "HostInventory given with -f says; or live clusters through kubeconfig contexts "
-              "(node steps: cordon, drain by eviction, node upgrade, uncordon).")
+              "HostInventory given with -f says; live clusters through kubeconfig contexts "
+              "(node steps: cordon, drain by eviction, node upgrade, uncordon); or hosts+kube: "
+              "hosts that are nodes of live clusters (runtime on the host, drain by the API).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the twin's randomness.")
 @kubeconfig_option
 @click.option("--context", "contexts", multiple=True,
@@ -473,7 +475,13 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
       pitstop inventory --context kwok --out live.yaml
       pitstop apply -f live.yaml -f policy.yaml --target kubernetes=1.36.3 --backend kube
     """
-    from pitstop.cli.runs import RunRefused, start_hosts_run, start_kube_run, start_run
+    from pitstop.cli.runs import (
+        RunRefused,
+        start_hosts_kube_run,
+        start_hosts_run,
+        start_kube_run,
+        start_run,
+    )
 
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:
@@ -486,12 +494,12 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
         sys.exit(EXIT_BLOCKED)
     if backend_kind == "hosts":
         run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
-    elif backend_kind == "kube":
-        run, backend = start_kube_run(cfg, plan_, policy, Path(runs_dir), kubeconfig=kubeconfig,
-                                      contexts=contexts, pool_label=pool_label,
-                                      node_upgrader=node_upgrader,
-                                      control_plane_command=cp_command,
-                                      control_plane_addresses=cp_addresses)
+    elif backend_kind in ("kube", "hosts+kube"):
+        start = start_kube_run if backend_kind == "kube" else start_hosts_kube_run
+        run, backend = start(cfg, plan_, policy, Path(runs_dir), kubeconfig=kubeconfig,
+                             contexts=contexts, pool_label=pool_label,
+                             node_upgrader=node_upgrader, control_plane_command=cp_command,
+                             control_plane_addresses=cp_addresses)
     else:
         run, backend = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
                                  faults=None, mode="apply")

@@ -21,10 +21,11 @@ from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
 from pitstop.model.faults import FaultScenario
 from pitstop.planner import Plan, make_plan
+from pitstop.planner.plan import Step
 from pitstop.twin import Twin
 
-__all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_run", "start_kube_run",
-           "start_run"]
+__all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_kube_run", "start_hosts_run",
+           "start_kube_run", "start_run"]
 
 
 class RunRefused(PitstopError):
@@ -99,6 +100,65 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
     anything is created or changed: every cluster with steps is paired with a context and
     reachable, every step is something the Kubernetes API can do, the live versions and node
     sets are those the plan was made from, and (kwok upgrader) every node is a kwok node."""
+    from pitstop.kube.fleet import KubeFleet
+    from pitstop.kube.fleet import plan_problems as kube_problems
+
+    spec = _prepare_kube(
+        cfg, plan, runs_dir, kubeconfig=kubeconfig, contexts=contexts, pool_label=pool_label,
+        node_upgrader=node_upgrader, control_plane_command=control_plane_command,
+        control_plane_addresses=control_plane_addresses, what="the Kubernetes backend",
+        problems=lambda clusters, hook: kube_problems(plan, clusters, control_plane_hook=hook),
+        upgrades_node=lambda step: step.action == "upgrade-nodes")
+    assert cfg.fleet is not None
+    labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
+    run = create_run(runs_dir, plan, policy, labels, {**spec.to_record(), "mode": "apply"},
+                     run_id=run_id)
+    return run, KubeFleet(spec, run.path)
+
+
+def start_hosts_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_dir: Path,
+                         *, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
+                         node_upgrader: str, control_plane_command: str | None = None,
+                         control_plane_addresses: tuple[str, ...] = (),
+                         run_id: str | None = None) -> tuple[RunDir, Backend]:
+    """A new run directory for hosts that are nodes of live clusters (pitstop.compose): the
+    runtime and etcd on the hosts, cordon and drain through the API. Refused before anything
+    is made as for the hosts and the Kubernetes backends, each for its part."""
+    from pitstop.compose import HOST_COMPONENTS, HostsOnNodes
+    from pitstop.compose import plan_problems as both_problems
+    from pitstop.kube.fleet import KubeFleet
+
+    if cfg.hosts is None:
+        raise ConfigError([ConfigProblem(
+            "-f", None, "", "--backend hosts+kube needs a HostInventory.",
+            "pass -f hosts.yaml holding `kind: HostInventory` (docs/runtime-upgrades.md).")])
+    inventory = cfg.hosts
+    hosts = {n.name for c in inventory.spec.clusters for n in c.nodes}
+    spec = _prepare_kube(
+        cfg, plan, runs_dir, kubeconfig=kubeconfig, contexts=contexts, pool_label=pool_label,
+        node_upgrader=node_upgrader, control_plane_command=control_plane_command,
+        control_plane_addresses=control_plane_addresses, what="hosts+kube",
+        problems=lambda clusters, hook: both_problems(inventory, plan, clusters,
+                                                      control_plane_hook=hook),
+        upgrades_node=lambda step: step.action == "upgrade-nodes" and any(
+            c.component not in HOST_COMPONENTS for c in step.changes),
+        runtime_on_hosts=hosts)
+    assert cfg.fleet is not None
+    labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
+    run = create_run(runs_dir, plan, policy, labels, {
+        **HostsOnNodes.record(HostsBackend.run_record(), spec.to_record()), "mode": "apply"},
+        run_id=run_id)
+    return run, HostsOnNodes(KubeFleet(spec, run.path),
+                             HostsBackend.create(run.path, inventory, cfg.fleet))
+
+
+def _prepare_kube(cfg: LoadedConfig, plan: Plan, runs_dir: Path, *, kubeconfig: str | None,
+                  contexts: tuple[str, ...], pool_label: str, node_upgrader: str,
+                  control_plane_command: str | None, control_plane_addresses: tuple[str, ...],
+                  what: str, problems: Callable[[list[str], bool], list[str]],
+                  upgrades_node: Callable[[Step], bool],
+                  runtime_on_hosts: set[str] | None = None) -> Any:
+    """The checks before a run on live clusters; the KubeFleetSpec to make it with."""
     from pitstop.backend import BackendError
     from pitstop.kube.controlplane import CommandControlPlaneUpgrader
     from pitstop.kube.fleet import (
@@ -109,7 +169,6 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
         pair_contexts,
         stale_versions,
     )
-    from pitstop.kube.fleet import plan_problems as kube_problems
     from pitstop.kube.inventory import InventoryError, take_inventory
 
     _refuse_empty(plan)
@@ -121,17 +180,19 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
         CommandControlPlaneUpgrader(command, runs_dir, addresses=addresses)
     wanted = {s.cluster for s in plan.steps}
     pairs = pair_contexts([c for c in cfg.fleet.spec.clusters if c.name in wanted], contexts)
-    problems = kube_problems(plan, [c for c, _ in pairs], control_plane_hook=bool(command))
-    if problems:
-        raise RunRefused("the Kubernetes backend cannot carry this plan out:\n  - "
-                         + "\n  - ".join(problems))
+    found_problems = problems([c for c, _ in pairs], bool(command))
+    if found_problems:
+        raise RunRefused(f"{what} cannot carry this plan out:\n  - "
+                         + "\n  - ".join(found_problems))
     try:
         live = take_inventory([ctx for _, ctx in pairs], kubeconfig,
                               pool_labels=(pool_label,))
     except InventoryError as exc:
         raise RunRefused(f"cannot read the live cluster(s): {exc}") from None
-    stale = stale_versions(cfg.fleet, live.fleet, [
+    stale = [d for d in stale_versions(cfg.fleet, live.fleet, [
         (d, ci.cluster.name) for (d, _), ci in zip(pairs, live.clusters, strict=True)])
+        # a host's runtime is read on the host itself, by the hosts backend's checks
+        if not (d.what == "container-runtime" and d.subject in (runtime_on_hosts or set()))]
     if stale:
         shown = [d.text() for d in stale[:20]]
         more = f"\n  … and {len(stale) - 20} more" if len(stale) > 20 else ""
@@ -154,18 +215,14 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
         if node_upgrader == "kwok":
             fake = [f"{c}/{n}" for c, b in probe.backends.items()
                     for n in not_kwok_nodes(b, c, [t for s in plan.steps if s.cluster == c
-                                                   and s.action == "upgrade-nodes"
-                                                   for t in s.targets])]
+                                                   and upgrades_node(s) for t in s.targets])]
             if fake:
                 raise RunRefused(
                     "--node-upgrader kwok only upgrades nodes kwok simulates; these are not "
                     f"kwok nodes (no kwok.x-k8s.io/node annotation): {', '.join(fake[:10])}")
     finally:
         probe.close()
-    labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
-    run = create_run(runs_dir, plan, policy, labels, {**spec.to_record(), "mode": "apply"},
-                     run_id=run_id)
-    return run, KubeFleet(spec, run.path)
+    return spec
 
 
 def _split_command(text: str | None) -> tuple[str, ...]:
@@ -200,13 +257,17 @@ def open_backend(run: RunDir) -> Backend:
         return Twin.open(run.path / str(run.backend["state"]))
     if kind == "hosts":
         return HostsBackend.open(run.path)
-    if kind == "kube":
+    if kind in ("kube", "hosts+kube"):
         from pitstop.backend import BackendError
+        from pitstop.compose import HostsOnNodes
         from pitstop.kube.fleet import KubeFleet, KubeFleetSpec
 
         try:
-            return KubeFleet(KubeFleetSpec.from_record(run.backend), run.path)
-        except BackendError as exc:
+            if kind == "kube":
+                return KubeFleet(KubeFleetSpec.from_record(run.backend), run.path)
+            return HostsOnNodes(KubeFleet(KubeFleetSpec.from_record(run.backend["kube"]),
+                                          run.path), HostsBackend.open(run.path))
+        except (BackendError, KeyError, TypeError) as exc:
             raise RunRefused(f"run {run.run_id}: cannot reconnect to its clusters: {exc}"
                              ) from None
     raise RunRefused(f"run {run.run_id} uses backend {kind!r}, which this build cannot drive "

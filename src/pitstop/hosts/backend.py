@@ -74,12 +74,12 @@ Kubernetes nodes
 
 This backend upgrades what runs *on* a host. When the host is also a Kubernetes node, the node
 must be cordoned and drained through the API server first (by policy; a runtime patch may be
-allowed in place, since containers survive the daemon restart). That composition is the next
-step: a backend that takes observe/cordon/uncordon/annotate/evict/delete_pod and the kubelet
-from :class:`~pitstop.kube.backend.KubeBackend` and ``start``/``poll`` of runtime and etcd
-actions from this one, node names matched between the inventory and the cluster. It is not
-built yet; until then this backend is for hosts whose containers are not scheduled by
-Kubernetes (or whose drain is done by other means).
+allowed in place, since containers survive the daemon restart). :mod:`pitstop.compose` does
+that (``pitstop apply --backend hosts+kube``): observe/cordon/uncordon/annotate/evict/delete_pod
+and the kubelet go to the Kubernetes backend, ``start``/``poll`` of runtime and etcd actions to
+this one (:meth:`HostsBackend.knows` tells a resumed process which one holds a key). Alone,
+this backend is for hosts whose containers are not scheduled by Kubernetes (or whose drain is
+done by other means).
 
 etcd members are controlled as processes of the machine pitstop runs on
 (:class:`~pitstop.hosts.etcd.LocalProcessControl`); members on other hosts (over SSH, or
@@ -533,6 +533,10 @@ class HostsBackend:
             raise BackendError(f"cluster {cluster!r} is not in the HostInventory "
                                f"{self.inventory.metadata.name}")
         return inv
+
+    def knows(self, key: str) -> bool:
+        """An operation by ``key`` was started here (by this process or an earlier one)."""
+        return self.state.get(key) is not None
 
     def _node(self, cluster: str, node: str) -> HostNode:
         n = self._cluster(cluster).node(node)
