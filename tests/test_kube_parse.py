@@ -99,3 +99,21 @@ def test_pdb_selector_and_status() -> None:
             b.observed_generation, b.generation) == ({}, "25%", None, 0, 2, 3)
     assert pdb_observation({"metadata": {"namespace": "a", "name": "none"},
                             "spec": {"minAvailable": 1}}).selector is None
+
+
+def test_pdb_match_expressions_select_as_kubernetes_does() -> None:
+    b = pdb_observation({"metadata": {"namespace": "a", "name": "e"},
+                         "spec": {"minAvailable": 1, "selector": {
+                             "matchLabels": {"team": "x"},
+                             "matchExpressions": [
+                                 {"key": "app", "operator": "In", "values": ["web", "api"]},
+                                 {"key": "canary", "operator": "DoesNotExist"},
+                                 {"key": "zone", "operator": "NotIn", "values": ["z9"]},
+                                 {"key": "tier", "operator": "Exists"}]}}})
+    ok = {"team": "x", "app": "api", "tier": "fe"}
+    assert b.selects("a", ok)
+    assert b.selects("a", {**ok, "zone": "z1"})
+    assert not b.selects("b", ok)  # another namespace
+    for bad in ({**ok, "team": "y"}, {**ok, "app": "db"}, {**ok, "canary": "1"},
+                {**ok, "zone": "z9"}, {k: v for k, v in ok.items() if k != "tier"}):
+        assert not b.selects("a", bad), bad

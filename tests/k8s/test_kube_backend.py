@@ -195,8 +195,13 @@ def test_observe_reads_nodes_pods_pdbs_and_versions(control_plane: ControlPlane,
     held["metadata"]["finalizers"] = ["pitstop.dev/test-hold"]  # stays deleting
     apply(cp, [deployment(ns, "web", 2, slot), deployment(ns, "tmp", 1, slot, empty_dir=True),
                daemonset(ns, "agent", slot), bare_pod(ns, "static", "obs-eks", mirror=True),
-               held, pdb(ns, "web", {"app": "web"}, max_unavailable=1)])
-    wait_settled(cp, ns, 2 + 1 + 2 + 1 + 1)
+               held, pdb(ns, "web", {"app": "web"}, max_unavailable=1),
+               {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "by-expr", "namespace": ns},
+                "spec": {"minAvailable": 1, "selector": {"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["web", "tmp"]},
+                    {"key": "tier", "operator": "DoesNotExist"}]}}}])
+    wait_settled(cp, ns, 2 + 1 + 2 + 1 + 1, healthy_pdbs=False)
     cp.kubectl("delete", "pod", "held", "-n", ns, "--wait=false")
     try:
         time.sleep(1.2)
@@ -230,6 +235,13 @@ def test_observe_reads_nodes_pods_pdbs_and_versions(control_plane: ControlPlane,
         assert (budget.current_healthy, budget.desired_healthy, budget.expected_pods,
                 budget.disruptions_allowed) == (2, 1, 2, 1)
         assert budget.observed_generation == budget.generation == 1
+        # matchExpressions select what the disruption controller counts (expectedPods)
+        expr = next(b for b in obs.pdbs if b.key == f"{ns}/by-expr")
+        assert expr.selector == {} and len(expr.match_expressions) == 2
+        chosen = sorted(p.name for p in mine.values() if expr.selects(p.namespace, p.labels))
+        assert len(chosen) == expr.expected_pods == 3, (chosen, expr)
+        assert not expr.selects("other", {"app": "web"})
+        assert not expr.selects(ns, {"app": "web", "tier": "x"})
         # control plane: one apiserver (its identity lease), controllers assumed at its version
         assert list(obs.apiservers.values()) == [cp.version]
         assert obs.controller_manager == obs.scheduler == cp.version

@@ -130,3 +130,23 @@ def test_budget_status_rounds_percentages_up_like_the_disruption_controller(
               for p in t.observe(C).pdbs}
     # minAvailable 50% of 3 → 2 needed; maxUnavailable 50% of 3 → 2 may go, 1 needed.
     assert status == {"a": (3, 2, 1), "b": (3, 1, 2), "c": (3, 1, 2)}
+
+
+def test_a_match_expressions_budget_is_seen_and_kept(tmp_path: Path) -> None:
+    """matchExpressions select for the twin's disruption controller and in its observation
+    alike: the budget covers the web pods (and not the api pods), and holds them."""
+    budget = pdb("web-expr", "web", maxUnavailable=1)
+    budget["selector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["web"]},
+        {"key": "canary", "operator": "DoesNotExist"}]}
+    t = twin(tmp_path, fleet(workloads=[workload("web", 3), workload("api", 2)],
+                             pdbs=[budget]))
+    obs = t.observe(C)
+    (b,) = obs.pdbs
+    web, api = pods_of(obs, "web"), pods_of(obs, "api")
+    assert all(b.selects(p.namespace, p.labels) for p in web)
+    assert not any(b.selects(p.namespace, p.labels) for p in api)
+    assert b.expected_pods == 3 and b.disruptions_allowed == 1
+    assert t.evict(C, "default", web[0].name, web[0].uid) is EvictionResult.EVICTED
+    assert t.evict(C, "default", web[1].name, web[1].uid) is EvictionResult.BUDGET_EXHAUSTED
+    assert t.evict(C, "default", api[0].name, api[0].uid) is EvictionResult.EVICTED

@@ -17,9 +17,12 @@ Design rules (what keeps this seam narrow and honest):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+from pitstop.model.common import requirement_matches
 
 __all__ = [
     "Action",
@@ -116,10 +119,22 @@ class PdbObservation:
     expected_pods: int
     observed_generation: int
     generation: int
+    # matchExpressions: (key, In|NotIn|Exists|DoesNotExist, values), all of which must hold
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """The budget covers a pod of ``namespace`` with ``labels`` (matchLabels and every
+        matchExpressions requirement, as the disruption controller reads them)."""
+        if self.selector is None or namespace != self.namespace:
+            return False
+        if any(labels.get(k) != v for k, v in self.selector.items()):
+            return False
+        return all(requirement_matches(k, op, vals, labels)
+                   for k, op, vals in self.match_expressions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,13 +97,7 @@ def filter_pods(pods: list[PodObservation], opts: DrainOptions) -> FilterResult:
 
 
 def pdbs_selecting(pod: PodObservation, pdbs: tuple[PdbObservation, ...]) -> list[PdbObservation]:
-    out = []
-    for b in pdbs:
-        if b.namespace != pod.namespace or b.selector is None:
-            continue
-        if all(pod.labels.get(k) == v for k, v in b.selector.items()):
-            out.append(b)
-    return out
+    return [b for b in pdbs if b.selects(pod.namespace, pod.labels)]
 
 
 class DrainState(StrEnum):

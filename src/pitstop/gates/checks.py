@@ -129,9 +129,7 @@ def nodes_ready(obs: ClusterObservation, nodes: Iterable[str],
 
 
 def _selects(pdb: PdbObservation, pod: PodObservation) -> bool:
-    if pdb.selector is None or pod.namespace != pdb.namespace:
-        return False
-    return all(pod.labels.get(k) == v for k, v in pdb.selector.items())
+    return pdb.selects(pod.namespace, pod.labels)
 
 
 def workloads_available(obs: ClusterObservation) -> CheckResult:

@@ -209,8 +209,11 @@ def pdb_observation(obj: dict[str, Any]) -> PdbObservation:
     status = obj.get("status") or {}
     raw = spec.get("selector")
     selector = None if raw is None else dict(raw.get("matchLabels") or {})
+    exprs = tuple((str(e.get("key")), str(e.get("operator")), tuple(e.get("values") or ()))
+                  for e in (raw or {}).get("matchExpressions") or ())
     return PdbObservation(
         namespace=str(meta.get("namespace")), name=str(meta.get("name")), selector=selector,
+        match_expressions=exprs,
         min_available=_int_or_str(spec.get("minAvailable")),
         max_unavailable=_int_or_str(spec.get("maxUnavailable")),
         disruptions_allowed=int(status.get("disruptionsAllowed") or 0),

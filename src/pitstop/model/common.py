@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,7 @@ __all__ = [
     "parse_duration",
     "parse_memory",
     "repeated",
+    "requirement_matches",
     "resolve_int_or_percent",
 ]
 
@@ -229,14 +230,22 @@ class SelectorRequirement(SpecModel):
     values: list[str] = Field(default_factory=list)
 
     def matches(self, labels: dict[str, str]) -> bool:
-        present = self.key in labels
-        if self.operator == "Exists":
-            return present
-        if self.operator == "DoesNotExist":
-            return not present
-        if self.operator == "In":
-            return present and labels[self.key] in self.values
-        return not present or labels[self.key] not in self.values
+        return requirement_matches(self.key, self.operator, self.values, labels)
+
+
+def requirement_matches(key: str, operator: str, values: Sequence[str],
+                        labels: Mapping[str, str]) -> bool:
+    """One matchExpressions requirement against a set of labels, as Kubernetes reads it."""
+    present = key in labels
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator == "In":
+        return present and labels[key] in values
+    if operator == "NotIn":
+        return not present or labels[key] not in values
+    raise ValueError(f"unknown label selector operator {operator!r}")
 
 
 LabelSelector.model_rebuild()

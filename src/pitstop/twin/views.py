@@ -70,10 +70,13 @@ def _node(node: NodeState) -> NodeObservation:
 def _pdb(world: World, pdb: PdbState) -> PdbObservation:
     s = world.budget(pdb)
     selector: dict[str, str] | None = None
+    exprs: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     if pdb.selector is not None:
         selector = dict(pdb.selector.get("matchLabels") or {})
+        exprs = tuple((str(e["key"]), str(e["operator"]), tuple(e.get("values") or ()))
+                      for e in pdb.selector.get("matchExpressions") or ())
     return PdbObservation(
-        namespace=pdb.namespace, name=pdb.name, selector=selector,
+        namespace=pdb.namespace, name=pdb.name, selector=selector, match_expressions=exprs,
         min_available=pdb.min_available, max_unavailable=pdb.max_unavailable,
         disruptions_allowed=s.disruptions_allowed, current_healthy=s.current_healthy,
         desired_healthy=s.desired_healthy, expected_pods=s.expected_pods,
