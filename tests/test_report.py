@@ -275,7 +275,9 @@ def chromium() -> Path:
     """Debian's chromium, installed when missing (needs root, as CI and the dev machines are)."""
     if not CHROMIUM.exists():
         if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.skip("chromium is not installed and this user cannot apt-get install it")
+            pytest.fail("chromium is not installed and this user cannot apt-get install it: "
+                        "run the tests as root (they install it), or `apt-get install "
+                        "chromium` first", pytrace=False)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
