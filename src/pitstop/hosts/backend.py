@@ -36,7 +36,9 @@ annotate           tell. The mark is kept in the state (``observe`` reports it a
                    run shows) and in the log; nothing on the host changes.
 evict/delete_pod   nothing to do (no pods): GONE, recorded.
 start/poll         long-running operations in a background thread each, idempotent by key:
-                   ``UpgradeComponent(node, "containerd", v)`` — the runtime actuator: facts,
+                   ``UpgradeComponent(node, "containerd"|"docker", v)`` — the runtime actuator
+                   the node's ``runtime.name`` selects (containerd's, or Docker Engine's,
+                   which also refuses a dockerd without live-restore): facts,
                    checks, snapshot of every container, pinned apt install, daemon restart,
                    verification (+ the inventory's ``verify`` commands), automatic rollback to
                    the previous build when verification fails → FAILED with the message;
@@ -144,6 +146,7 @@ from pitstop.hosts.containerd import (
     TaskState,
     UpgradeRefused,
 )
+from pitstop.hosts.docker import DockerActuator, dockerd_process
 from pitstop.hosts.etcd import (
     EtcdActuator,
     EtcdBinaries,
@@ -172,7 +175,7 @@ log = logging.getLogger("pitstop.hosts")
 STATE_FILE = "hosts.sqlite"
 INVENTORY_FILE = "inventory.json"
 FLEET_FILE = "fleet.json"
-RUNTIMES = frozenset({"containerd"})
+RUNTIMES = frozenset({"containerd", "docker"})
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 # Errors that say the inventory is wrong, not that a host is down: they stop the run.
 _CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, UnsupportedHost)
@@ -565,10 +568,17 @@ class HostsBackend:
             return host
 
     def _actuator(self, node: HostNode, record: Record | None = None) -> ContainerdActuator:
+        """The node's runtime actuator: :class:`DockerActuator` for ``runtime.name: docker``
+        (a :class:`ContainerdActuator` with Docker's daemon, facts and checks), else
+        containerd's."""
         rt = node.runtime
         ctl = rt.control
         daemon: DaemonControl
-        if ctl.type == "process":
+        if ctl.type == "process" and rt.name == "docker":
+            daemon = dockerd_process(data_root=ctl.root, exec_root=ctl.state, address=rt.socket,
+                                     config=rt.config, pid_file=ctl.pid_file,
+                                     log_file=ctl.log_file, binary=ctl.binary)
+        elif ctl.type == "process":
             daemon = ProcessDaemon.containerd(root=ctl.root, state=ctl.state, address=rt.socket,
                                               config=rt.config, pid_file=ctl.pid_file,
                                               log_file=ctl.log_file, binary=ctl.binary)
@@ -578,6 +588,11 @@ class HostsBackend:
         if record is not None:
             daemon = _RecordedDaemon(daemon, record)
             packages = _RecordedPackages(packages, record)
+        if rt.name == "docker":
+            return DockerActuator(daemon, address=rt.socket, config_path=rt.config,
+                                  package=rt.package, packages=packages, catalog=self.catalog,
+                                  install_timeout=rt.install_timeout.total_seconds(),
+                                  ready_timeout=rt.ready_timeout.total_seconds())
         return ContainerdActuator(daemon, address=rt.socket, config_path=rt.config,
                                   package=rt.package, packages=packages, catalog=self.catalog,
                                   install_timeout=rt.install_timeout.total_seconds(),

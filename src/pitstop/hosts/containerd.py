@@ -31,8 +31,10 @@ The :class:`RuntimeActuator` protocol splits that into calls a backend drives on
 
 :class:`ContainerdActuator` implements it for containerd with apt (Debian, Ubuntu) or dnf
 (RHEL family), the package manager given or detected per host (see
-:mod:`pitstop.hosts.packages`). CRI-O and Docker Engine fit the same shape: another package
-name, another daemon version query, another task listing.
+:mod:`pitstop.hosts.packages`). Docker Engine fits the same shape — another package name,
+another daemon version query, another task listing — and :class:`~pitstop.hosts.docker.
+DockerActuator` is this class with those (and Docker's live-restore checks); CRI-O would be the
+same again.
 
 Restarting the daemon is a :class:`DaemonControl` strategy: :class:`SystemdDaemon` on real
 hosts, :class:`ProcessDaemon` where there is no systemd (a daemon started detached with a pid
@@ -456,13 +458,19 @@ class ContainerdActuator:
         if parsed is None:
             why = (r.stderr.strip() or r.stdout.strip() or f"exit {r.exit_code}")[-500:]
             return None, why
+        pid, current = self.daemon_process(host)
+        return DaemonInfo(parsed[0], parsed[1], pid, current), ""
+
+    def daemon_process(self, host: Host) -> tuple[int | None, bool | None]:
+        """(pid, runs the installed binary) of the daemon; None when unknown. A daemon whose
+        binary the package manager replaced runs a deleted file."""
         pid = self.daemon.pid(host)
         current: bool | None = None
         if pid is not None:
             exe = host.run(["readlink", f"/proc/{pid}/exe"], timeout=30, sudo=True)
             if exe.ok:
                 current = not exe.stdout.strip().endswith("(deleted)")
-        return DaemonInfo(parsed[0], parsed[1], pid, current), ""
+        return pid, current
 
     def facts(self, host: Host) -> RuntimeFacts:
         installed = self.packages.installed(host, self.package)
@@ -639,14 +647,20 @@ class ContainerdActuator:
         return Snapshot(host.name, time.time(), daemon, tuple(tasks_out))
 
     # -- upgrade ---------------------------------------------------------------------------
+    def _answers(self, host: Host) -> str:
+        """"" when the daemon answers on its socket, else why not."""
+        r = host.run(self._ctr("version"), timeout=15, sudo=True)
+        if r.ok and _parse_ctr_version(r.stdout) is not None:
+            return ""
+        return (r.stderr.strip() or r.stdout.strip())[-300:] or f"exit {r.exit_code}"
+
     def _wait_ready(self, host: Host) -> None:
         deadline = time.monotonic() + self.ready_timeout
         why = ""
         while time.monotonic() < deadline:
-            r = host.run(self._ctr("version"), timeout=15, sudo=True)
-            if r.ok and _parse_ctr_version(r.stdout) is not None:
+            why = self._answers(host)
+            if not why:
                 return
-            why = (r.stderr.strip() or r.stdout.strip())[-300:]
             time.sleep(0.1)
         raise RuntimeUnavailable(host.name, f"{host.name}: {self.runtime} did not answer on "
                                             f"{self.address} within {self.ready_timeout:g}s "
@@ -723,12 +737,13 @@ class ContainerdActuator:
                     f"the daemon reports {d.version} (revision {d.revision})"
                     + (", from a binary that has been replaced" if d.binary_current is False
                        else "") + f", not {build}")
-            cri = host.run(f"command -v {shlex.quote(self.crictl)} >/dev/null || exit 200; "
-                           f"{shlex.quote(self.crictl)} --runtime-endpoint "
-                           f"{shlex.quote('unix://' + self.address)} --timeout 10s info",
-                           timeout=60, sudo=True)
-            if cri.exit_code not in (0, 200):
-                err("cri-down", f"crictl info failed: {(cri.stderr or cri.stdout)[-300:]}")
+            if self.crictl:  # "": the runtime serves no CRI (dockerd)
+                cri = host.run(f"command -v {shlex.quote(self.crictl)} >/dev/null || exit 200; "
+                               f"{shlex.quote(self.crictl)} --runtime-endpoint "
+                               f"{shlex.quote('unix://' + self.address)} --timeout 10s info",
+                               timeout=60, sudo=True)
+                if cri.exit_code not in (0, 200):
+                    err("cri-down", f"crictl info failed: {(cri.stderr or cri.stdout)[-300:]}")
             for t in before.running():
                 now = after.task(t.namespace, t.id)
                 name = f"container {t.namespace}/{t.id}"

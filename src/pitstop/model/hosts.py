@@ -113,16 +113,40 @@ DaemonControlSpec = Annotated[SystemdDaemonControl | ProcessDaemonControl,
                               Field(discriminator="type")]
 
 
-class HostRuntime(SpecModel):
-    """The container runtime on a host (containerd from apt, for now)."""
+# Defaults of a ``docker`` runtime (Debian's docker.io): the fields left unset take these.
+_DOCKER_DEFAULTS = {"package": "docker.io", "socket": "/run/docker.sock",
+                    "config": "/etc/docker/daemon.json"}
 
-    name: Literal["containerd"] = "containerd"
+
+class HostRuntime(SpecModel):
+    """The container runtime on a host: containerd (default) or Docker Engine (``name:
+    docker``: package ``docker.io``, socket ``/run/docker.sock``, config
+    ``/etc/docker/daemon.json``, systemd unit ``docker``, process binary ``dockerd`` unless
+    set; with process control, ``root`` is dockerd's ``--data-root`` and ``state`` its
+    ``--exec-root``)."""
+
+    name: Literal["containerd", "docker"] = "containerd"
     package: str = Field(default="containerd", min_length=1)
     socket: str = Field(default="/run/containerd/containerd.sock", min_length=1)
     config: str = Field(default="/etc/containerd/config.toml", min_length=1)
     control: DaemonControlSpec = Field(default_factory=SystemdDaemonControl)
     install_timeout: Duration = timedelta(minutes=15)
     ready_timeout: Duration = timedelta(seconds=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _docker_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("name") != "docker":
+            return data
+        out = {**_DOCKER_DEFAULTS, **data}
+        control = out.get("control")
+        if control is None:
+            out["control"] = {"type": "systemd", "unit": "docker"}
+        elif isinstance(control, dict):
+            key, value = (("unit", "docker") if control.get("type", "systemd") == "systemd"
+                          else ("binary", "dockerd"))
+            out["control"] = {key: value, **control}
+        return out
 
 
 class VerifyCommand(SpecModel):
