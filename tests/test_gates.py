@@ -335,13 +335,16 @@ def test_nodes_ready_names_each_problem() -> None:
 
 
 def test_nodes_ready_unreported_version_is_an_error() -> None:
-    obs = cluster(nodes=(node("n1", proxy=None), node("n2", kubelet="")))
+    # kube-proxy unreported (recent kubelets leave kubeProxyVersion empty) counts at the
+    # kubelet's version; with no kubelet version either, nothing can be told
+    obs = cluster(nodes=(node("n1", proxy=None), node("n2", kubelet="", proxy=None)))
     r = nodes_ready(obs, ["n1", "n2"], {"kubelet": "1.34.2", "kube-proxy": "1.34.2"})
     assert r.phase is E
-    assert r.message == ("cannot tell: n1: no kube-proxy version reported; "
+    assert r.message == ("cannot tell: n2: no kube-proxy version reported; "
                          "n2: no kubelet version reported")
+    assert nodes_ready(obs, ["n1"], {"kube-proxy": "1.34.2"}).phase is S
     # with evidence of ill health as well, it is Failed, and the gap is still mentioned
-    obs = cluster(nodes=(node("n1", proxy=None, ready=False),))
+    obs = cluster(nodes=(node("n1", kubelet="", proxy=None, ready=False),))
     r = nodes_ready(obs, ["n1"], {"kube-proxy": "1.34.2"})
     assert r.phase is F and "also unreadable" in r.message
 

@@ -103,6 +103,10 @@ class HostsOnNodes:
     def clock(self) -> Clock:
         return self.kube.clock
 
+    @property
+    def concurrent_calls(self) -> int:
+        return self.kube.concurrent_calls  # evictions go to the API server
+
     def close(self) -> None:
         self.kube.close()
 

@@ -49,11 +49,10 @@ class Case:
     pods: dict[str, int]  # workload on the node → pods
     pdbs: tuple[tuple[str, dict[str, Any]], ...]  # (name, minAvailable/maxUnavailable) on app=web
     flags: tuple[str, ...]
-    evicted: dict[str, int]  # expected, for both (kubectl's, where pitstop_evicted is set)
+    evicted: dict[str, int]  # expected, for both
     refused: frozenset[str]  # workloads whose pods the filters refuse
     errors: frozenset[str]  # daemonset | local-storage | no-controller | multiple-pdbs | timeout
     blocking: tuple[str, ...] = ()  # PDBs pitstop names as blocking
-    pitstop_evicted: dict[str, int] | None = None  # a known divergence: what pitstop evicts
 
 
 W = {"maxUnavailable": 1}
@@ -83,12 +82,10 @@ CASES = [
          (IGN,), {}, frozenset(), frozenset({"timeout"}), ("web-all",)),
     Case("overlap", {"web": 2}, (("web-a", W), ("web-b", W)),
          (IGN,), {}, frozenset(), frozenset({"multiple-pdbs"}), ("web-a", "web-b")),
-    # Divergence: kubectl evicts every other pod and then fails; pitstop stops at the first
-    # multiple-PDB answer (pods in name order: web before worker), so worker stays. Either
-    # way the node cannot be drained and stays cordoned; pitstop disrupts less meanwhile.
+    # Both send the node's evictions at once: worker is evicted, the web pods are refused
+    # (more than one PDB) and the drain fails with the node cordoned.
     Case("overlap-mixed", {"web": 2, "worker": 1}, (("web-a", W), ("web-b", W)),
-         (IGN,), {"worker": 1}, frozenset(), frozenset({"multiple-pdbs"}), ("web-a", "web-b"),
-         pitstop_evicted={}),
+         (IGN,), {"worker": 1}, frozenset(), frozenset({"multiple-pdbs"}), ("web-a", "web-b")),
 ]
 
 
@@ -226,9 +223,7 @@ def test_pitstop_drain_matches_kubectl_drain(control_plane: ControlPlane, scratc
         assert status.state is (DrainState.DONE if not c.errors else DrainState.TIMED_OUT
                                  if "timeout" in c.errors else DrainState.FAILED), (
             c.name, status)
-        want_p = c.evicted if c.pitstop_evicted is None else c.pitstop_evicted
-        assert k_ev == Counter(c.evicted), (c.name, k_ev, out)
-        assert p_ev == Counter(want_p), (c.name, p_ev, status)
+        assert k_ev == p_ev == Counter(c.evicted), (c.name, k_ev, p_ev, out, status)
         assert k_ref == p_ref == c.refused, (c.name, k_ref, p_ref, out, status)
         assert k_err == p_err == c.errors, (c.name, k_err, p_err, out, status)
         ns = placed[(c.name, "p")][0]

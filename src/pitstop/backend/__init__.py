@@ -28,6 +28,7 @@ from pitstop.backend.api import (
     UpgradeComponent,
     action_from_dict,
     action_to_dict,
+    call_concurrency,
 )
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "UpgradeComponent",
     "action_from_dict",
     "action_to_dict",
+    "call_concurrency",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "UpgradeComponent",
     "action_from_dict",
     "action_to_dict",
+    "call_concurrency",
 ]
 
 
@@ -80,6 +81,17 @@ class NodeObservation:
     allocatable_millicpu: int = 0  # 0 = unknown
     allocatable_memory: int = 0
     allocatable_pods: int = 0
+
+    def version_of(self, component: str) -> str | None:
+        """The version the node reports for a node component (``kubelet``, ``kube-proxy``,
+        else its runtime); None when it reports none. kube-proxy: recent kubelets leave
+        ``nodeInfo.kubeProxyVersion`` empty (deprecated), and kube-proxy then counts at the
+        kubelet's version, as the fleet model and the planner count it."""
+        if component == "kubelet":
+            return self.kubelet or None
+        if component == "kube-proxy":
+            return self.kube_proxy or self.kubelet or None
+        return self.runtime_version or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +287,16 @@ class Operation:
 
 # ---------------------------------------------------------------------------------------------
 # The protocol
+
+
+def call_concurrency(backend: object) -> int:
+    """How many calls (evictions) a backend takes at once: its optional ``concurrent_calls``
+    attribute, else 1. A real API server serves many; the twin is a simulation in virtual time
+    and takes one at a time."""
+    try:
+        return max(1, int(getattr(backend, "concurrent_calls", 1)))
+    except (TypeError, ValueError):
+        return 1
 
 
 @runtime_checkable

@@ -441,10 +441,20 @@ page_size_option = click.option(
               "(repeatable; default: each cluster's pitstop.dev/context label, else its name).")
 @click.option("--pool-label", "pool_label", default="pitstop.dev/pool", show_default=True,
               help="--backend kube: the node label naming a node's pool.")
-@click.option("--node-upgrader", type=click.Choice(["kwok"]), default="kwok",
-              show_default=True, help="--backend kube: what upgrades a node's kubelet. "
-              "kwok: nodes simulated by kwok (test and rehearsal clusters); other nodes are "
-              "refused.")
+@click.option("--node-upgrader", type=click.Choice(["kwok", "command"]), default="kwok",
+              show_default=True, help="--backend kube: what upgrades a node's kubelet, runtime "
+              "or kube-proxy. kwok: nodes simulated by kwok (test and rehearsal clusters; other "
+              "nodes are refused); command: your --node-command per node and component, then "
+              "verified from the node's status (in-place strategies only).")
+@click.option("--node-command", "node_command", default=None, metavar="TEMPLATE",
+              help="--node-upgrader command: the command that upgrades one component on one "
+              "drained node (split like a shell line, never run by a shell), with {node}, "
+              "{component}, {version} and {cluster} filled in, e.g. "
+              "'ssh {node} sudo /usr/local/sbin/upgrade-kubelet {version}'.")
+@click.option("--node-verify-timeout", "node_verify_timeout", default=300.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="--node-upgrader command: how long after the command exited 0 the node may "
+              "take to report the target version, Ready, with a fresh heartbeat.")
 @click.option("--control-plane-command", "cp_command", default=None, metavar="TEMPLATE",
               help="--backend kube: the command that upgrades one control-plane instance "
               "(split like a shell line, never run by a shell), with {instance}, {component}, "
@@ -461,8 +471,9 @@ page_size_option = click.option(
 @_guard
 def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_kind: str,
           seed: int, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
-          node_upgrader: str, cp_command: str | None, cp_addresses: tuple[str, ...],
-          poll_s: float, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
+          node_upgrader: str, node_command: str | None, node_verify_timeout: float,
+          cp_command: str | None, cp_addresses: tuple[str, ...], poll_s: float, runs_dir: str,
+          catalog_dir: str | None, now_text: str | None) -> None:
     """Apply the plan to the twin, with `--backend hosts` to real hosts, or with
     `--backend kube` to live clusters, with progress. Refuses a plan with blocking findings,
     and (kube) a plan of versions that no longer run. Interrupt it any time:
@@ -499,7 +510,8 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
         run, backend = start(cfg, plan_, policy, Path(runs_dir), kubeconfig=kubeconfig,
                              contexts=contexts, pool_label=pool_label,
                              node_upgrader=node_upgrader, control_plane_command=cp_command,
-                             control_plane_addresses=cp_addresses)
+                             control_plane_addresses=cp_addresses, node_command=node_command,
+                             node_verify_timeout_s=node_verify_timeout)
     else:
         run, backend = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
                                  faults=None, mode="apply")

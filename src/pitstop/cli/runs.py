@@ -95,18 +95,21 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
                    kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
                    node_upgrader: str, control_plane_command: str | None = None,
                    control_plane_addresses: tuple[str, ...] = (),
+                   node_command: str | None = None, node_verify_timeout_s: float = 300.0,
                    run_id: str | None = None) -> tuple[RunDir, Backend]:
     """A new run directory for live clusters reached through kubeconfig contexts. Before
     anything is created or changed: every cluster with steps is paired with a context and
-    reachable, every step is something the Kubernetes API can do, the live versions and node
-    sets are those the plan was made from, and (kwok upgrader) every node is a kwok node."""
+    reachable, every step is something the Kubernetes API can do (and the node upgrader: no
+    replace step with the command upgrader), the live versions and node sets are those the
+    plan was made from, and (kwok upgrader) every node is a kwok node."""
     from pitstop.kube.fleet import KubeFleet
     from pitstop.kube.fleet import plan_problems as kube_problems
 
     spec = _prepare_kube(
         cfg, plan, runs_dir, kubeconfig=kubeconfig, contexts=contexts, pool_label=pool_label,
         node_upgrader=node_upgrader, control_plane_command=control_plane_command,
-        control_plane_addresses=control_plane_addresses, what="the Kubernetes backend",
+        control_plane_addresses=control_plane_addresses, node_command=node_command,
+        node_verify_timeout_s=node_verify_timeout_s, what="the Kubernetes backend",
         problems=lambda clusters, hook: kube_problems(plan, clusters, control_plane_hook=hook),
         upgrades_node=lambda step: step.action == "upgrade-nodes")
     assert cfg.fleet is not None
@@ -120,6 +123,7 @@ def start_hosts_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, r
                          *, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
                          node_upgrader: str, control_plane_command: str | None = None,
                          control_plane_addresses: tuple[str, ...] = (),
+                         node_command: str | None = None, node_verify_timeout_s: float = 300.0,
                          run_id: str | None = None) -> tuple[RunDir, Backend]:
     """A new run directory for hosts that are nodes of live clusters (pitstop.compose): the
     runtime and etcd on the hosts, cordon and drain through the API. Refused before anything
@@ -137,7 +141,8 @@ def start_hosts_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, r
     spec = _prepare_kube(
         cfg, plan, runs_dir, kubeconfig=kubeconfig, contexts=contexts, pool_label=pool_label,
         node_upgrader=node_upgrader, control_plane_command=control_plane_command,
-        control_plane_addresses=control_plane_addresses, what="hosts+kube",
+        control_plane_addresses=control_plane_addresses, node_command=node_command,
+        node_verify_timeout_s=node_verify_timeout_s, what="hosts+kube",
         problems=lambda clusters, hook: both_problems(inventory, plan, clusters,
                                                       control_plane_hook=hook),
         upgrades_node=lambda step: step.action == "upgrade-nodes" and any(
@@ -155,6 +160,7 @@ def start_hosts_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, r
 def _prepare_kube(cfg: LoadedConfig, plan: Plan, runs_dir: Path, *, kubeconfig: str | None,
                   contexts: tuple[str, ...], pool_label: str, node_upgrader: str,
                   control_plane_command: str | None, control_plane_addresses: tuple[str, ...],
+                  node_command: str | None, node_verify_timeout_s: float,
                   what: str, problems: Callable[[list[str], bool], list[str]],
                   upgrades_node: Callable[[Step], bool],
                   runtime_on_hosts: set[str] | None = None) -> Any:
@@ -168,19 +174,24 @@ def _prepare_kube(cfg: LoadedConfig, plan: Plan, runs_dir: Path, *, kubeconfig: 
         not_kwok_nodes,
         pair_contexts,
         stale_versions,
+        upgrader_problems,
     )
     from pitstop.kube.inventory import InventoryError, take_inventory
 
     _refuse_empty(plan)
     assert cfg.fleet is not None
-    make_node_upgrader(node_upgrader)  # an unknown one is refused before anything else
+    node_cmd = _split_command(node_command, "--node-command")
+    # an unknown upgrader or a bad node command is refused (exit 2) before anything else
+    make_node_upgrader(node_upgrader, command=node_cmd, state_dir=runs_dir,
+                       verify_timeout_s=node_verify_timeout_s)
     command = _split_command(control_plane_command)
     addresses = _addresses(control_plane_addresses)
     if command:  # a bad template is refused (exit 2) before anything is read or made
         CommandControlPlaneUpgrader(command, runs_dir, addresses=addresses)
     wanted = {s.cluster for s in plan.steps}
     pairs = pair_contexts([c for c in cfg.fleet.spec.clusters if c.name in wanted], contexts)
-    found_problems = problems([c for c, _ in pairs], bool(command))
+    found_problems = problems([c for c, _ in pairs], bool(command)) + upgrader_problems(
+        plan, node_upgrader)
     if found_problems:
         raise RunRefused(f"{what} cannot carry this plan out:\n  - "
                          + "\n  - ".join(found_problems))
@@ -206,7 +217,8 @@ def _prepare_kube(cfg: LoadedConfig, plan: Plan, runs_dir: Path, *, kubeconfig: 
         found = str(Path(found).resolve())
     spec = KubeFleetSpec(kubeconfig=found, contexts=dict(pairs), pool_label=pool_label,
                          node_upgrader=node_upgrader, control_plane_command=command,
-                         control_plane_addresses=addresses)
+                         control_plane_addresses=addresses, node_command=node_cmd,
+                         node_verify_timeout_s=node_verify_timeout_s)
     try:
         probe = KubeFleet(spec, None)
     except BackendError as exc:
@@ -225,7 +237,8 @@ def _prepare_kube(cfg: LoadedConfig, plan: Plan, runs_dir: Path, *, kubeconfig: 
     return spec
 
 
-def _split_command(text: str | None) -> tuple[str, ...]:
+def _split_command(text: str | None,
+                   option: str = "--control-plane-command") -> tuple[str, ...]:
     import shlex
 
     if not text:
@@ -233,7 +246,7 @@ def _split_command(text: str | None) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(text))
     except ValueError as exc:
-        raise ConfigError([ConfigProblem("--control-plane-command", None, text,
+        raise ConfigError([ConfigProblem(option, None, text,
                                          f"cannot split it into arguments: {exc}.",
                                          "balance the quotes.")]) from None
 

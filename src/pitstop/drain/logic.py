@@ -21,6 +21,7 @@ PDBs that hold them named — the caller pauses, never force-deletes unless the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -30,6 +31,7 @@ from pitstop.backend import (
     EvictionResult,
     PdbObservation,
     PodObservation,
+    call_concurrency,
 )
 
 __all__ = ["DrainOptions", "DrainState", "DrainStatus", "Drainer", "FilterResult", "filter_pods",
@@ -165,16 +167,17 @@ class Drainer:
                 # a pod not seen before, or a replacement (new uid, same name) on this node
                 self._tracks[key] = _PodTrack(pod.uid)
         waiting = []
+        due: list[tuple[PodObservation, _PodTrack]] = []
         for key, track in self._tracks.items():
             seen = current.get(key)
             if seen is None or seen.uid != track.uid:
                 continue  # gone, or replaced by a pod elsewhere
             waiting.append(key)
-            if track.requested or seen.deleting or now < track.next_try:
-                continue
-            self._evict(obs, seen, track, now)
-            if self.status.state is not DrainState.RUNNING:
-                return self.status
+            if not (track.requested or seen.deleting or now < track.next_try):
+                due.append((seen, track))
+        self._evict_all(obs, due, now)
+        if self.status.state is not DrainState.RUNNING:
+            return self.status
         self.status.remaining = waiting
         if not waiting:
             self.status.state = DrainState.DONE
@@ -192,18 +195,43 @@ class Drainer:
                 + (f", held by PodDisruptionBudget(s) {', '.join(blocking)}" if blocking else ""))
         return self.status
 
-    def _evict(self, obs: ClusterObservation, pod: PodObservation, track: _PodTrack,
-               now: float) -> None:
+    def _evict_all(self, obs: ClusterObservation,
+                   due: list[tuple[PodObservation, _PodTrack]], now: float) -> None:
+        """Ask for every due eviction: one at a time, or — when the backend takes concurrent
+        calls (``concurrent_calls``, as a real API server does and ``kubectl drain`` uses) —
+        at once: every intent is announced (journaled) first, then the calls go out together,
+        then every answer is recorded in order. A refusal that fails the drain (more than one
+        PDB) still records the answers of the calls already made."""
         how = "delete" if self.options.disable_eviction else "evict"
-        if self.on_evict is not None:
-            self.on_evict(pod, how)
+        width = min(len(due), call_concurrency(self.backend))
+        if width <= 1:
+            for pod, track in due:
+                if self.on_evict is not None:
+                    self.on_evict(pod, how)
+                self._answer(obs, pod, track, self._call(pod), now)
+                if self.status.state is not DrainState.RUNNING:
+                    return
+            return
+        for pod, _ in due:
+            if self.on_evict is not None:
+                self.on_evict(pod, how)
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="evict") as pool:
+            answers = list(pool.map(self._call, [pod for pod, _ in due]))
+        for (pod, track), answer in zip(due, answers, strict=True):
+            self._answer(obs, pod, track, answer, now)
+
+    def _call(self, pod: PodObservation) -> EvictionResult:
         if self.options.disable_eviction:
             self.backend.delete_pod(self.cluster, pod.namespace, pod.name, pod.uid)
-            answer = EvictionResult.EVICTED
-        else:
-            answer = self.backend.evict(self.cluster, pod.namespace, pod.name, pod.uid)
+            return EvictionResult.EVICTED
+        return self.backend.evict(self.cluster, pod.namespace, pod.name, pod.uid)
+
+    def _answer(self, obs: ClusterObservation, pod: PodObservation, track: _PodTrack,
+                answer: EvictionResult, now: float) -> None:
         if self.on_evicted is not None:
             self.on_evicted(pod, answer)
+        if self.status.state is not DrainState.RUNNING:
+            return  # an earlier answer of this round failed the drain; this one is recorded
         if answer in (EvictionResult.EVICTED, EvictionResult.GONE):
             track.requested = True
             self.status.evicted.append(pod.key)

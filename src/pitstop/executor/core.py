@@ -15,7 +15,7 @@ explanation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from pitstop.backend import (
 )
 from pitstop.calendar import next_allowed_start
 from pitstop.catalog import Catalog, load_catalog
-from pitstop.drain import DrainOptions, pdbs_selecting
+from pitstop.drain import DrainOptions
 from pitstop.executor.gating import GateOutcome, evaluate_gates
 from pitstop.executor.nodes import JobState, NodeJob, ReplaceJob, ReplaceState
 from pitstop.executor.run import RunDir
@@ -46,7 +46,7 @@ from pitstop.gates import Decision
 from pitstop.planner.plan import Change, Phase, Step
 from pitstop.versions import parse_version
 
-__all__ = ["Executor", "RunResult"]
+__all__ = ["Executor", "RunResult", "admits"]
 
 
 @dataclass
@@ -371,27 +371,7 @@ class Executor:
         return [j.new_name if isinstance(j, ReplaceJob) else n for n, j in jobs.items()]
 
     def _may_start(self, obs: ClusterObservation, node: str, active: list[str]) -> bool:
-        """Adaptive parallelism: another node may start draining only if every PDB covering
-        its pods can absorb them on top of the nodes already draining, and the schedulable
-        nodes have room for its pods."""
-        if not active:
-            return True
-        moving = [p for p in obs.pods if p.node in (*active, node)
-                  and p.owner_kind not in ("DaemonSet",) and not p.mirror]
-        for pdb in obs.pdbs:
-            covered = [p for p in moving if pdb in pdbs_selecting(p, (pdb,))]
-            if not covered:
-                continue
-            on_candidate = sum(1 for p in covered if p.node == node)
-            if on_candidate and pdb.disruptions_allowed < on_candidate:
-                return False
-        busy = {*active, node}
-        free_cpu = sum(max(0, n.allocatable_millicpu - sum(
-            p.millicpu for p in obs.pods if p.node == n.name)) for n in obs.nodes
-            if n.ready and not n.unschedulable and n.name not in busy)
-        need_cpu = sum(p.millicpu for p in moving)
-        known = any(n.allocatable_millicpu for n in obs.nodes)
-        return not known or need_cpu <= free_cpu
+        return admits(obs, node, active)
 
     # -- gates -----------------------------------------------------------------------------
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
@@ -428,8 +408,7 @@ class Executor:
                             and a.detail.get("replaced-by")}
                 current = [str(replaced.get(n, n)) for n in step.targets]
                 nodes = [n for n in current if (o := obs.node(n)) is not None and any(
-                    getattr(o, {"kubelet": "kubelet", "kube-proxy": "kube_proxy"}.get(
-                        c.component, "runtime_version")) != c.to_version for c in back)]
+                    o.version_of(c.component) != c.to_version for c in back)]
                 if not nodes:
                     continue
                 rb_id = f"{step.id}/rollback"
@@ -516,3 +495,28 @@ def _vkey(text: str) -> tuple[int, int, int]:
     except ValueError:
         return (-1, -1, -1)
     return (v.major, v.minor, v.patch)
+
+
+def admits(obs: ClusterObservation, node: str, active: Sequence[str]) -> bool:
+    """Adaptive parallelism: another node may start draining only if every PDB covering
+    its pods can absorb them on top of the nodes already draining, and the schedulable
+    nodes have room for its pods."""
+    if not active:
+        return True
+    busy = {*active, node}
+    moving = [p for p in obs.pods if p.node in busy
+              and p.owner_kind not in ("DaemonSet",) and not p.mirror]
+    for pdb in obs.pdbs:
+        on_candidate = sum(1 for p in moving
+                           if p.node == node and pdb.selects(p.namespace, p.labels))
+        if on_candidate and pdb.disruptions_allowed < on_candidate:
+            return False
+    used: dict[str, int] = {}  # one pass over the pods (not one per node)
+    for p in obs.pods:
+        if p.node is not None:
+            used[p.node] = used.get(p.node, 0) + p.millicpu
+    free_cpu = sum(max(0, n.allocatable_millicpu - used.get(n.name, 0)) for n in obs.nodes
+                   if n.ready and not n.unschedulable and n.name not in busy)
+    need_cpu = sum(p.millicpu for p in moving)
+    known = any(n.allocatable_millicpu for n in obs.nodes)
+    return not known or need_cpu <= free_cpu

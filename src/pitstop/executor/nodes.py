@@ -20,6 +20,7 @@ from pitstop.backend import (
     Backend,
     ClusterObservation,
     EvictionResult,
+    NodeObservation,
     OperationState,
     PodObservation,
     RemoveNode,
@@ -47,11 +48,8 @@ class JobState(StrEnum):
     BLOCKED = "blocked"  # drain timed out or refused: the node stays cordoned, annotated why
 
 
-def _version_of(node_component: str, obs_node: object) -> str | None:
-    mapping = {"kubelet": "kubelet", "kube-proxy": "kube_proxy"}
-    attr = mapping.get(node_component, "runtime_version")
-    value = getattr(obs_node, attr, None)
-    return None if value is None else str(value)
+def _version_of(node_component: str, obs_node: NodeObservation | None) -> str | None:
+    return None if obs_node is None else obs_node.version_of(node_component)
 
 
 @dataclass

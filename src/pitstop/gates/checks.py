@@ -73,14 +73,12 @@ def _same_version(actual: str, expected: str) -> bool:
 def _reported(node: NodeObservation, component: str) -> tuple[str | None, str | None]:
     """``(version, problem)`` of a component as the node reports it; version None when the
     node does not report it (problem None then means: the signal is missing)."""
-    if component == "kubelet":
-        return node.kubelet or None, None
-    if component == "kube-proxy":
-        return node.kube_proxy, None
+    if component in ("kubelet", "kube-proxy"):
+        return node.version_of(component), None
     if component in RUNTIMES or component == "runtime":
         if component != "runtime" and node.runtime and node.runtime != component:
             return None, f"runs {node.runtime}, not {component}"
-        return node.runtime_version or None, None
+        return node.version_of(component), None
     return None, None
 
 

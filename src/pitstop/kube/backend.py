@@ -181,6 +181,9 @@ class KubeBackend:
         self._clock: Clock = clock if clock is not None else RealClock()
         self._ops = OperationStore(Path(state_file) if state_file else None)
         self.calls: list[Call] = []
+        # evictions the drain may send at once (the API server serves them concurrently, as
+        # `kubectl drain` sends them); the client's connection pool is as wide
+        self.concurrent_calls = 8
 
     # -- plumbing --------------------------------------------------------------------------
     @property

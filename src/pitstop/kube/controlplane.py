@@ -16,9 +16,10 @@ what an earlier one began.
 * **begin** formats the command template (placeholders ``{instance}``, ``{component}``,
   ``{version}``, ``{cluster}``) and starts it **detached**: in its own session, its output in
   ``<state_dir>/<operation>/output.log``, its exit status written to ``.../status`` when it
-  ends. pitstop records the process id and its start time (``/proc/<pid>/stat``), so a pitstop
-  that died and came back finds the command still running, or its status. The command is
-  never run twice for one operation: the backend's operation store keys it.
+  ends (:mod:`pitstop.kube.command`, shared with the node command). pitstop records the
+  process id and its start time (``/proc/<pid>/stat``), so a pitstop that died and came back
+  finds the command still running, or its status. The command is never run twice for one
+  operation: the backend's operation store keys it.
 * **check**, once the command exited 0, verifies the upgrade *independently of the command*:
 
   - ``kube-apiserver``: **that instance's own** ``/version`` reports the target and its
@@ -50,11 +51,6 @@ out).
 from __future__ import annotations
 
 import re
-import secrets
-import shlex
-import shutil
-import string
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +58,13 @@ from typing import Any, Protocol
 
 from pitstop.backend import BackendError, OperationState, UpgradeComponent
 from pitstop.errors import PitstopError
+from pitstop.kube.command import (
+    CLOCK_SKEW_S,
+    command_status,
+    is_argv,
+    launch,
+    template_problems,
+)
 from pitstop.kube.connect import KubeApi
 from pitstop.kube.parse import parse_time, short_version
 from pitstop.kube.upgrade import Refused, UpgradeContext
@@ -77,14 +80,7 @@ PEER_ANNOTATION = "kubernetes.io/peer-advertise-address"
 LEASES = {"kube-controller-manager": "kube-controller-manager",
           "kube-scheduler": "kube-scheduler"}
 PLACEHOLDERS = ("instance", "component", "version", "cluster")
-CLOCK_SKEW_S = 5.0  # between this machine and the control plane's, for lease renewal times
 _LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
-# Runs the command in a background subshell that outlives this shell and pitstop, and writes
-# its exit status atomically when it ends; prints the subshell's pid.
-_LAUNCH = ('status="$1"; log="$2"; shift 2; '
-           '( "$@" >>"$log" 2>&1 </dev/null; rc=$?; '
-           'printf "%s\\n" "$rc" >"$status.tmp" && mv "$status.tmp" "$status" ) '
-           '>/dev/null 2>&1 </dev/null & echo $!')
 
 
 class ControlPlaneHookError(PitstopError):
@@ -141,29 +137,6 @@ def identity_leases(api: KubeApi) -> list[tuple[str, str]]:
     return out
 
 
-def _proc_start(pid: int) -> str | None:
-    """The start time (clock ticks since boot) of a live process; None when it is gone or a
-    zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    if not fields or fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no output)"
-    body = text.splitlines()[1:]  # the first line is the command, as pitstop wrote it
-    last = [ln for ln in body if ln.strip()][-lines:]
-    return " | ".join(last) if last else "(no output)"
-
-
 @dataclass
 class CommandControlPlaneUpgrader:
     """Runs ``command`` (a template; see the module docstring) once per control-plane
@@ -191,26 +164,11 @@ class CommandControlPlaneUpgrader:
         self.state_dir = Path(self.state_dir)
 
     def _problems(self) -> list[str]:
-        cmd = self.command
-        if isinstance(cmd, str) or not cmd or not all(isinstance(a, str) for a in cmd):
-            return [f"{cmd!r} is not a list of arguments. Fix: give the command as a list, "
-                    "e.g. [\"ssh\", \"{instance}\", \"sudo\", \"/usr/local/bin/upgrade-cp\", "
-                    "\"{component}\", \"{version}\"]"]
-        out: list[str] = []
-        for arg in cmd:
-            try:
-                names = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
-            except ValueError as exc:
-                out.append(f"argument {arg!r}: {exc}. Fix: write a literal brace as {{{{ or }}}}")
-                continue
-            unknown = [n for n in names if n not in PLACEHOLDERS]
-            if unknown:
-                out.append(f"argument {arg!r} uses {{{unknown[0]}}}, which is not a placeholder."
-                           f" Fix: use only {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
-        exe = cmd[0]
-        if "{" not in exe and shutil.which(exe) is None:
-            out.append(f"{exe!r} is not an executable file or on PATH. Fix: give its absolute "
-                       "path, or install it")
+        out = template_problems(
+            self.command, PLACEHOLDERS, "[\"ssh\", \"{instance}\", \"sudo\", "
+            "\"/usr/local/bin/upgrade-cp\", \"{component}\", \"{version}\"]")
+        if not is_argv(self.command):
+            return out
         for key, addr in self.addresses.items():
             comp, _, inst = str(key).partition("/")
             if comp not in CONTROL_PLANE_COMPONENTS or not inst:
@@ -243,57 +201,22 @@ class CommandControlPlaneUpgrader:
             spec = (lease or {}).get("spec") or {}
             data["lease_before"] = {"holder": spec.get("holderIdentity") or "",
                                     "renew": spec.get("renewTime") or ""}
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{action.component}-{action.target}-"
-                      f"{action.version}")
         assert isinstance(self.state_dir, Path)
-        opdir = self.state_dir / f"{safe}-{int(ctx.now)}-{secrets.token_hex(3)}"
-        try:
-            opdir.mkdir(parents=True)
-        except OSError as exc:
-            raise BackendError(f"cannot make the hook's directory {opdir}: {exc}") from None
-        argv = self.argv(ctx, action)
-        status, log = opdir / "status", opdir / "output.log"
-        log.write_text(f"$ {shlex.join(argv)}\n")
-        try:
-            launched = subprocess.run(
-                ["/bin/sh", "-c", _LAUNCH, "pitstop-hook", str(status), str(log), *argv],
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
-                start_new_session=True, cwd=opdir, check=False)
-            pid = int(launched.stdout.strip())
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            raise BackendError(f"could not launch the control-plane upgrade command "
-                               f"{shlex.join(argv)}: {exc}") from None
-        data.update({"dir": str(opdir), "argv": argv, "pid": pid,
-                     "pid_start": _proc_start(pid) or ""})
+        data.update(launch(self.state_dir, f"{action.component}-{action.target}-"
+                           f"{action.version}", self.argv(ctx, action), ctx.now,
+                           "the control-plane upgrade command"))
         return data
 
     # -- check -----------------------------------------------------------------------------
     def check(self, ctx: UpgradeContext, action: UpgradeComponent, started: float,
               data: dict[str, Any]) -> tuple[OperationState, str]:
-        opdir = Path(str(data["dir"]))
-        status, log = opdir / "status", opdir / "output.log"
         what = f"{action.component} {action.target}"
-        cmd = shlex.join(data.get("argv") or [])
-        pid = int(data.get("pid") or 0)
-        alive = pid > 0 and (start := _proc_start(pid)) is not None and (
-            not data.get("pid_start") or start == data["pid_start"])
-        try:  # read after the liveness check: a command gone has written its status
-            text, ended = status.read_text().strip(), status.stat().st_mtime
-        except OSError:
-            if not alive:
-                return (OperationState.FAILED,
-                        f"{what}: the upgrade command `{cmd}` (pid {pid}) ended without an exit "
-                        f"status (killed?); its output: {_tail(log)} ({log})")
-            if ctx.now - started > self.command_timeout_s:
-                return (OperationState.FAILED,
-                        f"{what}: the upgrade command `{cmd}` is still running after "
-                        f"{self.command_timeout_s:.0f}s (pid {pid}, left running); its output: "
-                        f"{_tail(log)} ({log})")
+        run = command_status(data, ctx.now, started, self.command_timeout_s)
+        if run.state == "running":
             return OperationState.RUNNING, ""
-        if text != "0":
-            return (OperationState.FAILED,
-                    f"{what}: the upgrade command `{cmd}` exited {text or '?'}: {_tail(log)} "
-                    f"({log})")
+        if not run.succeeded:
+            return OperationState.FAILED, run.failure(what)
+        ended = run.ended
         late = ctx.now - ended > self.verify_timeout_s
         if action.component == "kube-apiserver":
             ok, seen = self._apiserver(ctx, action, data)

@@ -9,7 +9,8 @@ context for a one-cluster fleet — that context. :class:`KubeFleet` holds one
 ``cluster`` argument names; a cluster it was not given is refused, never guessed.
 
 What a run needs to reopen the backend after a crash — the kubeconfig path, the
-cluster→context pairs, the pool label, the node upgrader — is the dictionary
+cluster→context pairs, the pool label, the node upgrader (and its command and timeouts), the
+control-plane command — is the dictionary
 :meth:`KubeFleet.run_record` returns (``run.json``'s ``backend``); no credential is in it:
 the kubeconfig is read again from its path, and exec plugins are run again.
 
@@ -40,15 +41,17 @@ from pitstop.kube.backend import KubeBackend, RealClock, pod_readiness_metrics
 from pitstop.kube.controlplane import CONTROL_PLANE_COMPONENTS, CommandControlPlaneUpgrader
 from pitstop.kube.drift import Difference, fleet_drift
 from pitstop.kube.inventory import CONTEXT_LABEL, DEFAULT_POOL_LABELS, cluster_name_for
+from pitstop.kube.nodecommand import CommandNodeUpgrader
 from pitstop.kube.upgrade import NODE_COMPONENTS, KwokNodeUpgrader, NodeUpgrader
 from pitstop.model import Cluster, Fleet
 from pitstop.planner import Plan
 
-__all__ = ["KWOK_ANNOTATION", "NODE_UPGRADERS", "KubeFleet", "KubeFleetSpec", "not_kwok_nodes",
-           "pair_contexts", "plan_problems", "stale_versions"]
+__all__ = ["KWOK_ANNOTATION", "NODE_UPGRADERS", "KubeFleet", "KubeFleetSpec", "make_node_upgrader",
+           "not_kwok_nodes", "pair_contexts", "plan_problems", "stale_versions",
+           "upgrader_problems"]
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-NODE_UPGRADERS = ("kwok",)
+NODE_UPGRADERS = ("kwok", "command")
 # what must match between the fleet a plan was made from and the live cluster
 VERSION_DIFFERENCES = frozenset({"kube-apiserver", "kube-controller-manager", "kube-scheduler",
                                  "etcd", "kubelet", "kube-proxy", "container-runtime", "node",
@@ -143,12 +146,44 @@ def plan_problems(plan: Plan, clusters: Sequence[str], *,
     return out
 
 
-def make_node_upgrader(kind: str) -> NodeUpgrader:
+def upgrader_problems(plan: Plan, node_upgrader: str) -> list[str]:
+    """Why ``node_upgrader`` cannot carry ``plan``'s node steps out (empty: it can): the
+    command upgrader upgrades nodes in place and cannot add or remove machines, so a
+    ``replace`` step is refused before a run is created."""
+    if node_upgrader != "command":
+        return []
+    return [f"{s.id}: pool {s.pool or '?'} uses strategy replace, which adds and removes "
+            "machines: --node-upgrader command upgrades existing nodes in place only. Fix: "
+            "set strategy: in-place for that pool in the UpgradePolicy, or replace its nodes "
+            "with your provider's tooling" for s in plan.steps
+            if s.action == "upgrade-nodes" and s.strategy == "replace"]
+
+
+def make_node_upgrader(kind: str, *, command: Sequence[str] = (),
+                       state_dir: Path | None = None, verify_timeout_s: float = 300.0,
+                       command_timeout_s: float = 1800.0) -> NodeUpgrader:
+    """The node upgrader ``kind`` names (``--node-upgrader``). ``command``: the node command's
+    template, needed by ``command`` and refused with any other (a ConfigError or a
+    NodeCommandError, exit 2); ``state_dir`` keeps its commands' output and status."""
+    if kind not in NODE_UPGRADERS:
+        raise ConfigError([ConfigProblem(
+            "--node-upgrader", None, kind, f"unknown node upgrader {kind!r}.",
+            f"use one of: {', '.join(NODE_UPGRADERS)}.")])
     if kind == "kwok":
+        if command:
+            raise ConfigError([ConfigProblem(
+                "--node-command", None, " ".join(command),
+                "a node command is run only by --node-upgrader command.",
+                "pass --node-upgrader command, or leave --node-command out.")])
         return KwokNodeUpgrader()
-    raise ConfigError([ConfigProblem(
-        "--node-upgrader", None, kind, f"unknown node upgrader {kind!r}.",
-        f"use one of: {', '.join(NODE_UPGRADERS)}.")])
+    if not command:
+        raise ConfigError([ConfigProblem(
+            "--node-upgrader", None, kind, "--node-upgrader command needs the command.",
+            "pass --node-command TEMPLATE, e.g. --node-command 'ssh {node} sudo "
+            "/usr/local/sbin/upgrade-kubelet {version}' (docs/operations.md).")])
+    return CommandNodeUpgrader(command, state_dir if state_dir is not None else Path("."),
+                               command_timeout_s=command_timeout_s,
+                               verify_timeout_s=verify_timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +196,18 @@ class KubeFleetSpec:
     node_upgrader: str = "kwok"
     control_plane_command: tuple[str, ...] = ()  # a template; empty: no control-plane steps
     control_plane_addresses: dict[str, str] | None = None  # "<component>/<instance>" -> URL
+    node_command: tuple[str, ...] = ()  # a template; node_upgrader "command" only
+    node_verify_timeout_s: float = 300.0
+    node_command_timeout_s: float = 1800.0
 
     def to_record(self) -> dict[str, Any]:
         return {"kind": "kube", "kubeconfig": self.kubeconfig, "contexts": dict(self.contexts),
                 "poolLabel": self.pool_label, "nodeUpgrader": self.node_upgrader,
                 "controlPlaneCommand": list(self.control_plane_command),
-                "controlPlaneAddresses": dict(self.control_plane_addresses or {})}
+                "controlPlaneAddresses": dict(self.control_plane_addresses or {}),
+                "nodeCommand": list(self.node_command),
+                "nodeVerifyTimeout": self.node_verify_timeout_s,
+                "nodeCommandTimeout": self.node_command_timeout_s}
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> KubeFleetSpec:
@@ -179,7 +220,10 @@ class KubeFleetSpec:
                            str(a) for a in rec.get("controlPlaneCommand") or ()),
                        control_plane_addresses={
                            str(k): str(v)
-                           for k, v in dict(rec.get("controlPlaneAddresses") or {}).items()})
+                           for k, v in dict(rec.get("controlPlaneAddresses") or {}).items()},
+                       node_command=tuple(str(a) for a in rec.get("nodeCommand") or ()),
+                       node_verify_timeout_s=float(rec.get("nodeVerifyTimeout") or 300.0),
+                       node_command_timeout_s=float(rec.get("nodeCommandTimeout") or 1800.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendError(f"run.json: the kube backend record is damaged ({exc!r}): "
                                "it needs `contexts` (cluster -> context)") from None
@@ -192,11 +236,15 @@ class KubeFleet:
                  clock: Clock | None = None) -> None:
         self.spec = spec
         self._clock: Clock = clock if clock is not None else RealClock()
-        upgrader = make_node_upgrader(spec.node_upgrader)
         self.backends: dict[str, KubeBackend] = {}
         try:
             for cluster, ctx in spec.contexts.items():
                 state = state_dir / f"kube-{cluster}.json" if state_dir is not None else None
+                upgrader = make_node_upgrader(
+                    spec.node_upgrader, command=spec.node_command,
+                    state_dir=(state_dir if state_dir is not None else Path(".")) / "nodes"
+                    / cluster, verify_timeout_s=spec.node_verify_timeout_s,
+                    command_timeout_s=spec.node_command_timeout_s)
                 hook = None
                 if spec.control_plane_command:
                     hook = CommandControlPlaneUpgrader(
@@ -213,6 +261,10 @@ class KubeFleet:
 
     def run_record(self) -> dict[str, Any]:
         return self.spec.to_record()
+
+    @property
+    def concurrent_calls(self) -> int:
+        return min((b.concurrent_calls for b in self.backends.values()), default=1)
 
     def close(self) -> None:
         for b in self.backends.values():

@@ -1,5 +1,7 @@
 """Node-level actions of the Kubernetes backend: the pluggable :class:`NodeUpgrader`, and
-:class:`KwokNodeUpgrader` for clusters whose nodes kwok simulates.
+:class:`KwokNodeUpgrader` for clusters whose nodes kwok simulates. For real kubelets:
+:class:`~pitstop.kube.nodecommand.CommandNodeUpgrader` (your command per node, verified from
+the node's status).
 
 The Kubernetes API cannot upgrade a kubelet or add a machine: something outside it does (SSH
 and the host's packages, a cloud provider's node group, Cluster API). A :class:`NodeUpgrader`
