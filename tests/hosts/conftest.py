@@ -10,8 +10,10 @@ Shared by two families of tests, each keeping its fixtures in its own module:
 
 from __future__ import annotations
 
+from tests.k8s.kubelib import own_cluster  # a control plane for hosts that are nodes
+
 from .etcdlib import etcd_binaries, make_cluster
 from .runtime_fixtures import at_start, estate, pytest_terminal_summary, ssh
 
-__all__ = ["at_start", "estate", "etcd_binaries", "make_cluster", "pytest_terminal_summary",
-           "ssh"]
+__all__ = ["at_start", "estate", "etcd_binaries", "make_cluster", "own_cluster",
+           "pytest_terminal_summary", "ssh"]

@@ -18,15 +18,13 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
-from tests.k8s.controlplane import BinariesMissing, ControlPlane
+from tests.k8s.controlplane import ControlPlane
 from tests.k8s.kubelib import (
     POOL_LABEL,
     PdbWatch,
@@ -48,19 +46,6 @@ from .test_containerd import PidWatch
 
 CATALOG = Path(__file__).resolve().parents[2] / "src" / "pitstop" / "catalog" / "data"
 NS = "on-hosts"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    try:
-        cp = ControlPlane()
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def _pitstop(cp: ControlPlane, *args: str, timeout: float = 300
@@ -156,9 +141,9 @@ def _web_nodes(cp: ControlPlane) -> dict[str, int]:
     return out
 
 
-def test_runtime_on_the_host_drain_through_the_api(at_start: Estate, cluster: ControlPlane,
+def test_runtime_on_the_host_drain_through_the_api(at_start: Estate, own_cluster: ControlPlane,
                                                    tmp_path: Path) -> None:
-    est, cp, c = at_start, cluster, at_start.containerd
+    est, cp, c = at_start, own_cluster, at_start.containerd
     _nodes_and_pods(cp, est)
     files = _files(tmp_path, est, cp, no_drain=False)
     catalog = _lab_catalog(tmp_path, est, cp.version.rsplit(".", 1)[0])
@@ -206,11 +191,11 @@ def test_runtime_on_the_host_drain_through_the_api(at_start: Estate, cluster: Co
 
 
 def test_runtime_patch_without_drain_when_the_policy_allows(at_start: Estate,
-                                                           cluster: ControlPlane,
+                                                           own_cluster: ControlPlane,
                                                            tmp_path: Path) -> None:
     """runtimePatchWithoutDrain: a patch build is restarted in place — the node is not
     cordoned and no pod is evicted — since containers survive the daemon restart."""
-    est, cp, c = at_start, cluster, at_start.containerd
+    est, cp, c = at_start, own_cluster, at_start.containerd
     _nodes_and_pods(cp, est)
     cp.kubectl("cordon", "node-b")  # nowhere to go: a drain could not finish
     files = _files(tmp_path, est, cp, no_drain=True)

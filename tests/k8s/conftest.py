@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from .controlplane import BinariesMissing, ControlPlane, default_version
-from .kubelib import Scratch
+from .controlplane import ControlPlane, default_version
+from .kubelib import Scratch, own_cluster, running
+
+__all__ = ["control_plane", "k8s_version", "own_cluster", "scratch"]
 
 
 @pytest.fixture(scope="session")
@@ -15,20 +19,13 @@ def k8s_version() -> str:
 
 
 @pytest.fixture(scope="session")
-def control_plane(k8s_version: str):
+def control_plane(k8s_version: str) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on loopback.
 
     Fails (never skips) when the binaries are not built: run hack/k8s/build.sh.
     """
-    try:
-        cp = ControlPlane(k8s_version)
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
+    with running(lambda: ControlPlane(k8s_version)) as cp:
         yield cp
-    finally:
-        cp.stop()
 
 
 @pytest.fixture

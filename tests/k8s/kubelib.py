@@ -7,17 +7,43 @@ under test (``pitstop.kube``) is never used to verify itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .controlplane import ControlPlane, kwok_node_manifest
+import pytest
+
+from .controlplane import BinariesMissing, ControlPlane, kwok_node_manifest
 
 T = TypeVar("T")
 POOL_LABEL = "pitstop.dev/pool"
+
+
+@contextlib.contextmanager
+def running(make: Callable[[], ControlPlane] = ControlPlane) -> Iterator[ControlPlane]:
+    """A control plane started for the caller and stopped after; the test fails (never skips)
+    when its binaries are not built, saying how to build them."""
+    try:
+        cp = make()
+    except BinariesMissing as e:
+        pytest.fail(str(e), pytrace=False)
+    cp.start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="module")
+def own_cluster() -> Iterator[ControlPlane]:
+    """A control plane of the test module's own (import this fixture into the module): for
+    tests whose inventory must see only their nodes, or that kill pitstop mid-run."""
+    with running() as cp:
+        yield cp
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -221,3 +247,26 @@ class PdbWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def quiet_cluster(cp: ControlPlane) -> None:
+    """No PDB is left in a namespace an earlier test deleted: the gates read every PDB of the
+    cluster. Kubernetes 1.36 deletes a namespace's pods before its other objects (ordered
+    namespace deletion), and a pod orphaned on a deleted node waits for the pod garbage
+    collector's quarantine (about 45 s here), so such pods are force-deleted: their
+    namespace is going anyway."""
+    def going() -> set[str]:
+        return {n["metadata"]["name"] for n in cp.get("/api/v1/namespaces")["items"]
+                if n["status"].get("phase") == "Terminating"}
+
+    for ns in going():
+        cp.kubectl("delete", "pods", "--all", "-n", ns, "--force", "--grace-period=0",
+                   "--wait=false", check=False)
+
+    def leftovers() -> list[str]:
+        doomed = going()
+        return [f"{b['metadata']['namespace']}/{b['metadata']['name']}"
+                for b in cp.get("/apis/policy/v1/poddisruptionbudgets")["items"]
+                if b["metadata"]["namespace"] in doomed]
+    wait_for(lambda: not leftovers(), 90, "no PDB left in a namespace being deleted",
+             describe=leftovers)

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import pytest
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
 
-from .controlplane import BinariesMissing, ControlPlane
+from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,
@@ -62,19 +61,6 @@ WORKLOADS: list[tuple[str, str, int, dict[str, str], tuple[str, int]]] = [
 ]
 N_APPS, N_DATA = 12, 8
 EXPECTED_PODS = sum(w[2] for w in WORKLOADS) + N_APPS + N_DATA  # + one agent per node
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    try:
-        cp = ControlPlane()
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 class ReadyFloorWatch:
@@ -145,8 +131,8 @@ def _mid_drain(run: Path, canary: str) -> str | None:
 
 
 def test_apply_upgrades_twenty_nodes_through_the_cli_and_resumes_after_sigkill(
-        cluster: ControlPlane, tmp_path: Path) -> None:
-    cp = cluster
+        own_cluster: ControlPlane, tmp_path: Path) -> None:
+    cp = own_cluster
     version = cp.version
     nodes = [kwok_node(f"apps-{i:02d}", labels=APPS, kubelet=OLD) for i in range(N_APPS)]
     nodes += [kwok_node(f"data-{i:02d}", labels=DATA, kubelet=OLD) for i in range(N_DATA)]
@@ -283,11 +269,11 @@ spec:
           f"+ {ready_watch.samples} (pod count), 0 violations")
 
 
-def test_apply_refuses_a_plan_of_versions_that_no_longer_run(cluster: ControlPlane,
+def test_apply_refuses_a_plan_of_versions_that_no_longer_run(own_cluster: ControlPlane,
                                                              tmp_path: Path) -> None:
     """The fleet says a node runs 1.34.0; it runs something else: nothing is created or
     changed, and the message says what differs and what to do."""
-    cp = cluster
+    cp = own_cluster
     apply(cp, [kwok_node("stale-0", labels={POOL_LABEL: "stale"}, kubelet=OLD)])
     wait_for(lambda: node_ready(cp.get("/api/v1/nodes/stale-0")), 60, "stale-0 Ready")
     try:
@@ -321,12 +307,12 @@ def test_apply_refuses_a_plan_of_versions_that_no_longer_run(cluster: ControlPla
 
 
 def test_apply_refuses_control_plane_steps_without_a_hook_or_with_a_bad_one(
-        cluster: ControlPlane, tmp_path: Path) -> None:
+        own_cluster: ControlPlane, tmp_path: Path) -> None:
     """A fleet one minor behind on the control plane: without --control-plane-command the
     plan is refused before anything is read or made; a template with an unknown placeholder
     is bad input (exit 2); with a good one, the stale-plan check still holds (the live
     apiserver runs the newer version)."""
-    cp = cluster
+    cp = own_cluster
     fleet = tmp_path / "fleet.yaml"
     res = _pitstop(cp, "inventory", "--kubeconfig", str(cp.kubeconfig), "--out", str(fleet))
     assert res.returncode == 0, res.stderr

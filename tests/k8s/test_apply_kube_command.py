@@ -22,14 +22,13 @@ inventory must see only this test's nodes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
 
-from .controlplane import BinariesMissing, ControlPlane
+from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,
@@ -78,19 +77,6 @@ posting ready status\", \"lastHeartbeatTime\": \"$now\", \"lastTransitionTime\":
 report >/dev/null 2>&1 </dev/null &
 echo "kubelet restarted"
 """
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    try:
-        cp = ControlPlane()
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def _script(cp: ControlPlane, where: Path, mode: str) -> Path:
@@ -151,8 +137,8 @@ def _nodes_untouched(cp: ControlPlane, failed: str | None = None) -> None:
         cp.kubectl("annotate", "node", failed, f"{CORDON_ANNOTATION}-")
 
 
-def test_apply_with_the_node_command(cluster: ControlPlane, tmp_path: Path) -> None:
-    cp = cluster
+def test_apply_with_the_node_command(own_cluster: ControlPlane, tmp_path: Path) -> None:
+    cp = own_cluster
     apply(cp, [kwok_node(name, labels=POOL, kubelet=OLD) for name in NODES])
     wait_for(lambda: all(node_ready(cp.get(f"/api/v1/nodes/{n}")) for n in NODES), 60,
              "3 kwok nodes Ready")

@@ -7,12 +7,11 @@ the inventory must see only this test's nodes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .controlplane import BinariesMissing, ControlPlane
+from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,
@@ -35,21 +34,8 @@ NS = "green"
 POOL = {POOL_LABEL: "green"}
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    try:
-        cp = ControlPlane()
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-def test_replace_pool_through_the_cli(cluster: ControlPlane, tmp_path: Path) -> None:
-    cp = cluster
+def test_replace_pool_through_the_cli(own_cluster: ControlPlane, tmp_path: Path) -> None:
+    cp = own_cluster
     old = [f"green-{i}" for i in range(3)]
     apply(cp, [kwok_node(n, labels=POOL, kubelet=OLD) for n in old])
     wait_for(lambda: all(node_ready(cp.get(f"/api/v1/nodes/{n}")) for n in old), 60,

@@ -33,9 +33,9 @@ from pitstop.kube.controlplane import CommandControlPlaneUpgrader
 from pitstop.model import Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 
-from .controlplane import BinariesMissing, bin_dir
+from .controlplane import bin_dir
 from .ha import HaControlPlane, new_ha, run_hook, wait_ready
-from .kubelib import POOL_LABEL, kwok_node, node_ready, wait_for
+from .kubelib import POOL_LABEL, kwok_node, node_ready, running, wait_for
 
 pytestmark = pytest.mark.k8s
 OLD, NEW = "1.35.4", "1.36.3"
@@ -93,16 +93,12 @@ class ApiPoller:
 
 @pytest.fixture
 def ha() -> Any:
-    try:
-        bin_dir(NEW)
-        cp = new_ha(OLD)
-    except BinariesMissing as e:
-        pytest.fail(str(e), pytrace=False)
-    cp.start()
-    try:
+    def make() -> HaControlPlane:
+        bin_dir(NEW)  # both versions built, or the test fails saying how to build them
+        return new_ha(OLD)
+
+    with running(make) as cp:
         yield cp
-    finally:
-        cp.stop()
 
 
 def _fleet(ha: HaControlPlane, backend: KubeBackend, nodes: list[str]) -> Fleet:

@@ -42,6 +42,7 @@ from .kubelib import (
     pdb,
     pod_ready,
     pods,
+    quiet_cluster,
     statefulset,
     wait_for,
     wait_settled,
@@ -49,29 +50,6 @@ from .kubelib import (
 
 pytestmark = pytest.mark.k8s
 OLD_KUBELET = "1.35.4"  # one minor behind the apiserver: allowed skew, so the plan has node steps
-
-
-def _quiet_cluster(cp: ControlPlane) -> None:
-    """No PDB is left in a namespace an earlier test deleted: the gates read every PDB of the
-    cluster. Kubernetes 1.36 deletes a namespace's pods before its other objects (ordered
-    namespace deletion), and a pod orphaned on a deleted node waits for the pod garbage
-    collector's quarantine (about 45 s here), so such pods are force-deleted: their
-    namespace is going anyway."""
-    def going() -> set[str]:
-        return {n["metadata"]["name"] for n in cp.get("/api/v1/namespaces")["items"]
-                if n["status"].get("phase") == "Terminating"}
-
-    for ns in going():
-        cp.kubectl("delete", "pods", "--all", "-n", ns, "--force", "--grace-period=0",
-                   "--wait=false", check=False)
-
-    def leftovers() -> list[str]:
-        doomed = going()
-        return [f"{b['metadata']['namespace']}/{b['metadata']['name']}"
-                for b in cp.get("/apis/policy/v1/poddisruptionbudgets")["items"]
-                if b["metadata"]["namespace"] in doomed]
-    wait_for(lambda: not leftovers(), 90, "no PDB left in a namespace being deleted",
-             describe=leftovers)
 
 
 def _fleet(cp: ControlPlane, backend: KubeBackend, pool: str, ns: str,
@@ -100,7 +78,7 @@ def _fleet(cp: ControlPlane, backend: KubeBackend, pool: str, ns: str,
 def test_in_place_upgrade_through_the_executor(control_plane: ControlPlane, scratch: Any,
                                                tmp_path: Path) -> None:
     cp = control_plane
-    _quiet_cluster(cp)
+    quiet_cluster(cp)
     pool = {POOL_LABEL: "blue"}
     names = scratch.add_nodes([kwok_node(f"up-blue-{i}", labels=pool, kubelet=OLD_KUBELET)
                                for i in range(4)])

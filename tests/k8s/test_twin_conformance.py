@@ -67,6 +67,7 @@ from .kubelib import (
     kwok_node,
     pdb,
     pods,
+    quiet_cluster,
     statefulset,
     wait_for,
     wait_settled,
@@ -251,26 +252,6 @@ def _settled_pods(obs: Any, ns: str, pool_nodes: set[str]) -> dict[str, int] | N
 
 # -- the two sides ----------------------------------------------------------------------------
 
-def _quiet_cluster(cp: ControlPlane) -> None:
-    """No PDB left in a namespace an earlier test deleted (the gates read every PDB of the
-    cluster); orphaned pods of doomed namespaces are force-deleted (as test_node_upgrades)."""
-    def going() -> set[str]:
-        return {n["metadata"]["name"] for n in cp.get("/api/v1/namespaces")["items"]
-                if n["status"].get("phase") == "Terminating"}
-
-    for ns in going():
-        cp.kubectl("delete", "pods", "--all", "-n", ns, "--force", "--grace-period=0",
-                   "--wait=false", check=False)
-
-    def leftovers() -> list[str]:
-        doomed = going()
-        return [f"{b['metadata']['namespace']}/{b['metadata']['name']}"
-                for b in cp.get("/apis/policy/v1/poddisruptionbudgets")["items"]
-                if b["metadata"]["namespace"] in doomed]
-    wait_for(lambda: not leftovers(), 90, "no PDB left in a namespace being deleted",
-             describe=leftovers)
-
-
 def _materialise_real(cp: ControlPlane, scratch: Any, s: Scenario
                       ) -> tuple[str, dict[str, list[str]]]:
     """Nodes and objects on the real cluster, settled; returns the namespace and where the
@@ -426,7 +407,7 @@ def _run_twin(fleet: Fleet, s: Scenario, plan: Plan, policy: UpgradePolicy, root
 def test_twin_and_real_give_the_same_outcome(s: Scenario, control_plane: ControlPlane,
                                              scratch: Any, tmp_path: Path) -> None:
     cp = control_plane
-    _quiet_cluster(cp)
+    quiet_cluster(cp)
     ns, placement = _materialise_real(cp, scratch, s)
     names = [w.name for w in s.workloads]
 
