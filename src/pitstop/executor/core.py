@@ -40,6 +40,7 @@ from pitstop.executor.skew import (
     CHECKED_ACTIONS,
     describe_apiservers,
     live_skew_problems,
+    observed_versions,
     silent_apiservers,
 )
 from pitstop.gates import Decision
@@ -204,7 +205,9 @@ class Executor:
                     "kube-scheduler": obs.scheduler}
         seq = self.journal.intent(step.id, "skew-check", step.cluster, versions, self._now())
         if not problems and not silent:
-            self.journal.outcome(seq, "ok", None, self._now())
+            # "unjudged": the backend reports no apiserver version (hosts), so no rule applies
+            self.journal.outcome(seq, "ok" if observed_versions(obs) is not None
+                                 else "unjudged", None, self._now())
             return
         found = [f"{p.violation.rule} {p.when}: {p.violation.message}" for p in problems] + [
             f"kube-apiserver {n} does not answer, so its version is unknown (it may still be "
