@@ -76,10 +76,7 @@ def plan_problems(inventory: HostInventory, plan: Plan, clusters: list[str], *,
             on_node = tuple(c for c in s.changes if c.component not in HOST_COMPONENTS)
             # the drain is the API's either way; the hosts backend must know every target
             host_steps.append(replace(s, changes=on_host, strategy="in-place"))
-            if on_node:
-                kube_steps.append(replace(s, changes=on_node))
-            else:
-                kube_steps.append(replace(s, changes=()))
+            kube_steps.append(replace(s, changes=on_node))  # the drain, and any kubelet part
         else:
             kube_steps.append(s)
     out = host_problems(inventory, replace(plan, steps=host_steps))

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import total_ordering
 
-__all__ = ["Minor", "Version", "VersionError", "parse_version"]
+__all__ = ["UNREADABLE", "Minor", "Version", "VersionError", "parse_version", "version_key"]
 
 _VERSION_RE = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
@@ -137,3 +137,16 @@ def parse_version(text: str) -> Version:
     if len(_CACHE) < 100_000:
         _CACHE[text] = v
     return v
+
+
+UNREADABLE = (-1, -1, -1)
+
+
+def version_key(text: str) -> tuple[int, int, int]:
+    """A sort key for version text as backends report it: (major, minor, patch), or
+    :data:`UNREADABLE` (before every version) when it is not a version."""
+    try:
+        v = parse_version(text)
+    except ValueError:
+        return UNREADABLE
+    return (v.major, v.minor, v.patch)

@@ -45,7 +45,7 @@ from pitstop.executor.skew import (
 )
 from pitstop.gates import Decision
 from pitstop.planner.plan import Change, Phase, Step
-from pitstop.versions import parse_version
+from pitstop.versions import version_key
 
 __all__ = ["Executor", "RunResult", "admits"]
 
@@ -214,7 +214,7 @@ class Executor:
             "the old one)" for n in silent]
         self.journal.outcome(seq, "paused", {"violations": found}, self._now())
         apis = dict(obs.apiservers)
-        oldest = min(apis.values(), key=_vkey) if apis else ""
+        oldest = min(apis.values(), key=version_key) if apis else ""
         behind = sorted(n for n, v in apis.items() if v == oldest)
         who = (f"; kube-apiserver {', '.join(behind)} still at {oldest}"
                if len(set(apis.values())) > 1 else "")
@@ -491,13 +491,6 @@ class Executor:
                     f"{op.message})")
         return ""
 
-
-def _vkey(text: str) -> tuple[int, int, int]:
-    try:
-        v = parse_version(text)
-    except ValueError:
-        return (-1, -1, -1)
-    return (v.major, v.minor, v.patch)
 
 
 def admits(obs: ClusterObservation, node: str, active: Sequence[str]) -> bool:

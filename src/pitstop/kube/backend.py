@@ -97,7 +97,7 @@ from pitstop.kube.parse import (
     workload_index,
 )
 from pitstop.kube.upgrade import NODE_COMPONENTS, NodeUpgrader, Refused, UpgradeContext
-from pitstop.versions import parse_version
+from pitstop.versions import UNREADABLE, version_key
 
 __all__ = ["IDENTITY_LABEL", "PEER_ANNOTATION", "Call", "KubeBackend", "MetricsSource",
            "RealClock", "pod_readiness_metrics"]
@@ -138,7 +138,7 @@ def pod_readiness_metrics(obs: ClusterObservation) -> dict[str, float]:
     ``nodes_not_ready`` and ``pods_pending``. A real application error rate (Prometheus, a
     load balancer's 5xx share) is the better signal: pass it as ``metrics``."""
     versions = {n.kubelet for n in obs.nodes if n.kubelet}
-    newest = max(versions, key=_vkey) if versions else ""
+    newest = max(versions, key=version_key) if versions else ""
     upgraded = {n.name for n in obs.nodes if n.kubelet == newest}
     others = {n.name for n in obs.nodes} - upgraded or upgraded
 
@@ -223,7 +223,7 @@ class KubeBackend:
                              for b in api.list("/apis/policy/v1/poddisruptionbudgets")),
                             key=lambda b: b.key))
         apiservers = self._apiserver_versions(api)
-        oldest = min(apiservers.values(), key=_vkey) if apiservers else ""
+        oldest = min(apiservers.values(), key=version_key) if apiservers else ""
         static = _static_pod_versions(raw_pods)
         return ClusterObservation(
             cluster=cluster, time=now, apiservers=apiservers,
@@ -427,13 +427,6 @@ def _eviction_result(status: int, message: str, causes: list[str]) -> EvictionRe
     return None
 
 
-def _vkey(text: str) -> tuple[int, int, int]:
-    try:
-        v = parse_version(text)
-    except ValueError:
-        return (-1, -1, -1)
-    return (v.major, v.minor, v.patch)
-
 
 def _static_pod_versions(pods: list[dict[str, Any]]) -> dict[str, str]:
     """kube-controller-manager / kube-scheduler versions from kubeadm's static pods (the image
@@ -448,6 +441,6 @@ def _static_pod_versions(pods: list[dict[str, Any]]) -> dict[str, str]:
         for c in (p.get("spec") or {}).get("containers") or []:
             last = str(c.get("image") or "").rsplit("/", 1)[-1]
             tag = last.rsplit(":", 1)[1] if ":" in last else ""
-            if _vkey(tag) != (-1, -1, -1):
+            if version_key(tag) != UNREADABLE:
                 found.setdefault(str(component), []).append(short_version(tag))
-    return {k: min(v, key=_vkey) for k, v in found.items()}
+    return {k: min(v, key=version_key) for k, v in found.items()}
