@@ -213,40 +213,83 @@ class Scratch:
                             *self.nodes, check=False)
 
 
-class PdbWatch:
-    """Polls the PDBs of ``namespaces`` (every ``interval`` seconds, in a thread) and records
-    every sample whose status — observed for the PDB's generation — shows fewer healthy pods
-    than the budget's floor (``currentHealthy < desiredHealthy``)."""
+class _Sampler:
+    """Calls :meth:`sample` every ``interval`` seconds in a thread, from ``with`` to its end;
+    counts ``samples`` and keeps ``violations`` (time, budget, healthy, floor)."""
 
-    def __init__(self, cp: ControlPlane, namespaces: list[str], interval: float = 0.25) -> None:
-        self.cp, self.namespaces, self.interval = cp, namespaces, interval
+    def __init__(self, cp: ControlPlane, interval: float) -> None:
+        self.cp, self.interval = cp, interval
         self.violations: list[tuple[float, str, int, int]] = []
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            for ns in self.namespaces:
-                for b in self.cp.get(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")[
-                        "items"]:
-                    st = b.get("status") or {}
-                    if st.get("observedGeneration") != b["metadata"]["generation"]:
-                        continue
-                    self.samples += 1
-                    if st.get("currentHealthy", 0) < st.get("desiredHealthy", 0):
-                        self.violations.append((time.time(), f"{ns}/{b['metadata']['name']}",
-                                                st.get("currentHealthy", 0),
-                                                st.get("desiredHealthy", 0)))
+            self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PdbWatch:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+class PdbWatch(_Sampler):
+    """Polls the PDBs of ``namespaces`` (every ``interval`` seconds, in a thread) and records
+    every sample whose status — observed for the PDB's generation — shows fewer healthy pods
+    than the budget's floor (``currentHealthy < desiredHealthy``)."""
+
+    def __init__(self, cp: ControlPlane, namespaces: list[str], interval: float = 0.25) -> None:
+        super().__init__(cp, interval)
+        self.namespaces = namespaces
+
+    def sample(self) -> None:
+        for ns in self.namespaces:
+            for b in self.cp.get(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")[
+                    "items"]:
+                st = b.get("status") or {}
+                if st.get("observedGeneration") != b["metadata"]["generation"]:
+                    continue
+                self.samples += 1
+                if st.get("currentHealthy", 0) < st.get("desiredHealthy", 0):
+                    self.violations.append((time.time(), f"{ns}/{b['metadata']['name']}",
+                                            st.get("currentHealthy", 0),
+                                            st.get("desiredHealthy", 0)))
+
+
+class ReadyFloorWatch(_Sampler):
+    """Samples the pods of ``ns`` and, for every PDB there, counts the Ready pods its
+    selector matches (deleting ones excluded) against the floor its spec sets — minAvailable,
+    or the workload's replicas minus maxUnavailable — without reading the PDB's status."""
+
+    def __init__(self, cp: ControlPlane, ns: str, replicas: dict[str, int],
+                 interval: float = 0.25) -> None:
+        super().__init__(cp, interval)
+        self.ns, self.replicas = ns, replicas
+
+    def sample(self) -> None:
+        budgets = self.cp.get(f"/apis/policy/v1/namespaces/{self.ns}/"
+                              "poddisruptionbudgets")["items"]
+        live = [p for p in pods(self.cp, self.ns)
+                if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
+        for b in budgets:
+            sel = b["spec"]["selector"]["matchLabels"]
+            name = b["metadata"]["name"]
+            ready = sum(1 for p in live
+                        if all(p["metadata"]["labels"].get(k) == v for k, v in sel.items()))
+            spec = b["spec"]
+            floor = (int(spec["minAvailable"]) if "minAvailable" in spec
+                     else self.replicas[name] - int(spec["maxUnavailable"]))
+            self.samples += 1
+            if ready < floor:
+                self.violations.append((time.time(), name, ready, floor))
 
 
 def quiet_cluster(cp: ControlPlane) -> None:

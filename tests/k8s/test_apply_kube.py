@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,
+    ReadyFloorWatch,
     apply,
     daemonset,
     deployment,
@@ -61,47 +61,6 @@ WORKLOADS: list[tuple[str, str, int, dict[str, str], tuple[str, int]]] = [
 ]
 N_APPS, N_DATA = 12, 8
 EXPECTED_PODS = sum(w[2] for w in WORKLOADS) + N_APPS + N_DATA  # + one agent per node
-
-
-class ReadyFloorWatch:
-    """Samples the pods of ``ns`` and, for every PDB there, counts the Ready pods its
-    selector matches (deleting ones excluded) against the floor its spec sets — minAvailable,
-    or the workload's replicas minus maxUnavailable — without reading the PDB's status."""
-
-    def __init__(self, cp: ControlPlane, ns: str, replicas: dict[str, int],
-                 interval: float = 0.25) -> None:
-        self.cp, self.ns, self.replicas, self.interval = cp, ns, replicas, interval
-        self.samples = 0
-        self.violations: list[tuple[float, str, int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            budgets = self.cp.get(f"/apis/policy/v1/namespaces/{self.ns}/"
-                                  "poddisruptionbudgets")["items"]
-            live = [p for p in pods(self.cp, self.ns)
-                    if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
-            for b in budgets:
-                sel = b["spec"]["selector"]["matchLabels"]
-                name = b["metadata"]["name"]
-                ready = sum(1 for p in live
-                            if all(p["metadata"]["labels"].get(k) == v for k, v in sel.items()))
-                spec = b["spec"]
-                floor = (int(spec["minAvailable"]) if "minAvailable" in spec
-                         else self.replicas[name] - int(spec["maxUnavailable"]))
-                self.samples += 1
-                if ready < floor:
-                    self.violations.append((time.time(), name, ready, floor))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> ReadyFloorWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def _pitstop(cp: ControlPlane, *args: str,

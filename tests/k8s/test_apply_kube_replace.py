@@ -15,6 +15,7 @@ from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,
+    ReadyFloorWatch,
     apply,
     daemonset,
     deployment,
@@ -26,7 +27,7 @@ from .kubelib import (
     wait_for,
     wait_settled,
 )
-from .test_apply_kube import ReadyFloorWatch, _journal, _pitstop
+from .test_apply_kube import _journal, _pitstop
 
 pytestmark = pytest.mark.k8s
 OLD = "1.35.4"
