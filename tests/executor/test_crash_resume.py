@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pitstop.twin import Twin
+from tests.runlib import journal, only_run
 
 FLEET = {
     "apiVersion": "pitstop.dev/v1alpha1", "kind": "Fleet", "metadata": {"name": "crash"},
@@ -63,20 +64,12 @@ def _files(tmp: Path) -> list[str]:
     return ["-f", str(tmp / "fleet.yaml"), "-f", str(tmp / "policy.yaml"), "--target", TARGET]
 
 
-def _run_dir(runs: Path) -> Path:
-    (only,) = [p for p in runs.iterdir() if p.is_dir()]
-    return only
-
-
 def _actions(run: Path) -> int:
     try:
-        db = sqlite3.connect(f"file:{run / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute("SELECT count(*) FROM actions").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
+        rows = journal(run, "SELECT count(*) FROM actions", timeout=1)
+    except sqlite3.Error:  # locked by the writer this instant: not there yet
         return 0
+    return int(rows[0][0]) if rows else 0
 
 
 def _kill_at(cmd: list[str], runs: Path, at_action: int) -> bool:
@@ -130,7 +123,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     r = subprocess.run([*_pitstop(), "apply", *files, "-y", "--runs-dir", str(base),
                         "--now", NOW], capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
-    base_run = _run_dir(base)
+    base_run = only_run(base)
     total = _actions(base_run)
     assert total > 100, total
     expected = _final(base_run)
@@ -148,10 +141,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         for point in points:
             if _kill_at(cmd, runs, point):
                 kills += 1
-            cmd = [*_pitstop(), "resume", str(_run_dir(runs))]
+            cmd = [*_pitstop(), "resume", str(only_run(runs))]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
-        run = _run_dir(runs)
+        run = only_run(runs)
         assert _final(run) == expected
         _no_repeats(run)
         audit = subprocess.run([*_pitstop(), "audit", "verify", str(run)], capture_output=True,

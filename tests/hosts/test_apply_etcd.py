@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from pitstop.hosts.opstate import HostEvent, HostState
+from tests.runlib import journal, only_run
 
 from .etcdlib import NEW, OLD, LiveCluster, MakeCluster, Pki, Writer, make_pki, put, read_prefix
 from .runtime_fixtures import figure
@@ -88,20 +89,6 @@ def write_files(tmp: Path, live: LiveCluster, pki: Pki | None, *, waived: bool =
     return out
 
 
-def journal(run: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{run / 'journal.sqlite'}?mode=ro", uri=True, timeout=30)
-    try:
-        return db.execute(sql, args).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    finally:
-        db.close()
-
-
 def events(run: Path) -> list[HostEvent]:
     return HostState(run / "hosts.sqlite").events()
 
@@ -119,11 +106,6 @@ def log_starts(live: LiveCluster, member: str, version: str) -> int:
 
 def versions(live: LiveCluster) -> list[str]:
     return [o.version for o in live.actuator.health()]
-
-
-def only_run(runs: Path) -> Path:
-    (run,) = [p for p in runs.iterdir() if p.is_dir()]
-    return run
 
 
 # ---------------------------------------------------------------------------------------------

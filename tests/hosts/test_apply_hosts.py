@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from pitstop.hosts.opstate import HostEvent, HostState
+from tests.runlib import journal, only_run, query
 
 from .estate import Estate, installed_version, pid_alive
 from .runtime_fixtures import figure
@@ -79,35 +79,12 @@ def write_files(tmp: Path, est: Estate, *, failing_gate: bool = False,
     return out
 
 
-def only_run(runs: Path) -> Path:
-    (run,) = [p for p in runs.iterdir() if p.is_dir()]
-    return run
-
-
 def events(run: Path) -> list[HostEvent]:
     return HostState(run / "hosts.sqlite").events()
 
 
 def installs(run: Path, version: str) -> list[HostEvent]:
     return [e for e in events(run) if e.kind == "install" and e.detail.endswith(f"={version}")]
-
-
-def query(db_file: Path, sql: str) -> list[tuple[object, ...]]:
-    """Read-only: the process under test owns the file (and may not have made its tables
-    yet: then nothing is there)."""
-    db = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30)
-    try:
-        return db.execute(sql).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    finally:
-        db.close()
-
-
-def journal(run: Path, sql: str) -> list[tuple[object, ...]]:
-    return query(run / "journal.sqlite", sql)
 
 
 def container_untouched(est: Estate) -> None:

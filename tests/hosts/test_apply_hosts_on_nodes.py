@@ -38,10 +38,11 @@ from tests.k8s.kubelib import (
     wait_for,
     wait_settled,
 )
+from tests.runlib import journal, only_run
 
 from .estate import Estate, installed_version
 from .runtime_fixtures import figure
-from .test_apply_hosts import container_untouched, events, journal, only_run
+from .test_apply_hosts import container_untouched, events
 from .test_containerd import PidWatch
 
 CATALOG = Path(__file__).resolve().parents[2] / "src" / "pitstop" / "catalog" / "data"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
+from tests.runlib import journal
 
 from .controlplane import ControlPlane
 from .kubelib import (
@@ -69,18 +69,10 @@ def _pitstop(cp: ControlPlane, *args: str,
                           env={**cp.env(), "PITSTOP_DEBUG": ""}, check=False)
 
 
-def _journal(run: Path, sql: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{run / 'journal.sqlite'}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def _mid_drain(run: Path, canary: str) -> str | None:
     """A node past the canary with an eviction on record and no node-done: being drained
     (every action of a node's job is journaled with the node as its target)."""
-    rows = _journal(run, "SELECT target, kind FROM actions ORDER BY seq")
+    rows = journal(run, "SELECT target, kind FROM actions ORDER BY seq")
     done = {t for t, k in rows if k == "node-done"}
     upgrading = {t for t, k in rows if k == "upgrade"}
     for t, k in rows:
@@ -163,15 +155,11 @@ spec:
         deadline = time.monotonic() + 300
         try:
             while time.monotonic() < deadline and proc.poll() is None:
-                dirs = list(runs.glob("*/journal.sqlite")) if runs.is_dir() else []
-                if dirs:
-                    try:
-                        killed_on = _mid_drain(dirs[0].parent, canary)
-                    except sqlite3.OperationalError:
-                        killed_on = None  # the journal is being created
-                    if killed_on:
-                        os.kill(proc.pid, signal.SIGKILL)
-                        break
+                dirs = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+                killed_on = _mid_drain(dirs[0], canary) if dirs else None
+                if killed_on:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
                 time.sleep(0.1)
         finally:
             out = proc.communicate(timeout=60)[0]
@@ -179,7 +167,7 @@ spec:
         assert proc.returncode == -signal.SIGKILL, out
         took_apply = time.monotonic() - t0
         run = next(runs.iterdir())
-        steps = dict(_journal(run, "SELECT step_id, status FROM steps"))
+        steps = dict(journal(run, "SELECT step_id, status FROM steps"))
         assert "running" in steps.values(), steps
 
         # 3. resume finishes it
@@ -204,7 +192,7 @@ spec:
 
     # the journal: the canary was cordoned, upgraded and done before any other node was
     # cordoned; the node being drained at the kill was finished by the resume, once
-    rows = _journal(run, "SELECT target, kind, outcome FROM actions ORDER BY seq")
+    rows = journal(run, "SELECT target, kind, outcome FROM actions ORDER BY seq")
     cordons = [t for t, k, _ in rows if k == "cordon"]
     assert cordons[0] == canary
     canary_done = next(i for i, (t, k, _) in enumerate(rows) if k == "node-done" and t == canary)

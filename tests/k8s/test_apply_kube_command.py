@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
+from tests.runlib import journal
 
 from .controlplane import ControlPlane
 from .kubelib import (
@@ -42,7 +43,7 @@ from .kubelib import (
     wait_for,
     wait_settled,
 )
-from .test_apply_kube import _journal, _pitstop
+from .test_apply_kube import _pitstop
 
 pytestmark = pytest.mark.k8s
 OLD = "1.35.4"
@@ -117,7 +118,7 @@ def _status(cp: ControlPlane, run: Path) -> dict[str, object]:
 
 def _failure(run: Path, says: str) -> str:
     """The step message of the run's journal that says ``says``."""
-    messages = [str(m) for (m,) in _journal(run, "SELECT message FROM steps")]
+    messages = [str(m) for (m,) in journal(run, "SELECT message FROM steps")]
     found = [m for m in messages if says in m]
     assert found, messages
     return found[0]

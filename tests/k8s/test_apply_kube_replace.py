@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runlib import journal
+
 from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
@@ -27,7 +29,7 @@ from .kubelib import (
     wait_for,
     wait_settled,
 )
-from .test_apply_kube import _journal, _pitstop
+from .test_apply_kube import _pitstop
 
 pytestmark = pytest.mark.k8s
 OLD = "1.35.4"
@@ -102,7 +104,7 @@ spec:
     wait_for(placed, 90, "4 api pods Running and Ready, every pod on a new node")
 
     run = next(runs.iterdir())
-    rows = _journal(run, "SELECT target, kind FROM actions ORDER BY seq")
+    rows = journal(run, "SELECT target, kind FROM actions ORDER BY seq")
     cordons = [t for t, k in rows if k == "cordon"]
     assert cordons[0] == canary and sorted(cordons) == sorted(old)
     kinds = [k for _, k in rows]
