@@ -32,7 +32,11 @@ def test_the_same_seed_gives_the_same_event_log(tmp_path: Path) -> None:
     one = _rehearse(twin(tmp_path, _fleet(), seed=5, name="one.db"))
     two = _rehearse(twin(tmp_path, _fleet(), seed=5, name="two.db"))
     assert one == two
-    assert len(one) > 30
+    # a log with something in it: both drains, evictions, pods rescheduled and Ready again
+    kinds = {k for _, _, k, _ in one}
+    assert {"cordon", "evict", "pod-gone", "pod-scheduled", "pod-ready", "node-not-ready",
+            "node-ready", "uncordon"} <= kinds, kinds
+    assert len(one) > 20
 
 
 def test_another_seed_draws_other_durations(tmp_path: Path) -> None:

@@ -8,8 +8,11 @@ time:
 * a DaemonSet: one pod per node of its pool, or of every non-control-plane pool when
   ``nodePool`` is unset — unschedulable (cordoned) nodes included, as DaemonSet pods tolerate that;
 * anything else: ``replicas`` pods spread round-robin over the *schedulable* nodes of its pool (or
-  of every non-control-plane pool when unset), taken in node-name order. With no schedulable node
-  the pods are pending (``node is None``).
+  of every non-control-plane pool when unset), taken in node-name order. Each workload starts
+  where the previous workload of the same pool stopped, so the pods of many small workloads
+  spread over the whole pool instead of piling onto its first nodes — as kube-scheduler's
+  default scoring (least allocated, spread by hostname) does for pods of equal requests. With no
+  schedulable node the pods are pending (``node is None``).
 
 Pod ``i`` of workload ``ns/name`` is called ``ns/name-i`` (a bare pod, kind ``Pod``, is
 ``ns/name``).
@@ -63,8 +66,8 @@ def pdb_selects(pdb: PodDisruptionBudget, workload: Workload) -> bool:
 class Placement:
     """The placement of every pod of one cluster. Build it with :func:`place`."""
 
-    __slots__ = ("_by_node", "_node_pool", "_nodes_of", "_pools", "_schedulable", "_sorted",
-                 "cluster")
+    __slots__ = ("_by_node", "_node_pool", "_nodes_of", "_offsets", "_pools", "_schedulable",
+                 "_sorted", "cluster")
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -74,6 +77,7 @@ class Placement:
         self._schedulable: dict[str, list[Node]] = {}
         self._node_pool: dict[str, NodePool] | None = None
         self._by_node: dict[str, list[Pod]] | None = None
+        self._offsets: dict[int, int] | None = None
 
     # -- pools -----------------------------------------------------------------------------
     def pool(self, name: str) -> NodePool:
@@ -143,13 +147,26 @@ class Placement:
             targets = self.schedulable_nodes(workload.node_pool)
             if not targets:
                 out = [None] * workload.replicas
-            elif workload.replicas <= len(targets):
-                out = targets[: workload.replicas]
             else:
                 k = len(targets)
-                out = [targets[i % k] for i in range(workload.replicas)]
+                start = self._offset(workload)
+                out = [targets[(start + i) % k] for i in range(workload.replicas)]
         self._nodes_of[key] = out
         return out
+
+    def _offset(self, workload: Workload) -> int:
+        """Where the round-robin of ``workload`` starts: the replicas of the workloads placed
+        round-robin before it in the same pool (one pass over the workloads, then cached)."""
+        if self._offsets is None:
+            offsets: dict[int, int] = {}
+            used: dict[str | None, int] = {}
+            for w in self.cluster.workloads:
+                if w.nodes or w.kind == "DaemonSet":
+                    continue
+                offsets[id(w)] = used.get(w.node_pool, 0)
+                used[w.node_pool] = used.get(w.node_pool, 0) + w.replicas
+            self._offsets = offsets
+        return self._offsets.get(id(workload), 0)
 
     def pods_of(self, workload: Workload) -> list[Pod]:
         return [Pod(workload, i, node) for i, node in enumerate(self.nodes_of(workload))]

@@ -134,7 +134,7 @@ def _add_cluster(world: World, cluster: Cluster) -> None:
             uid = make_uid(world.seed, name, "initial", ns, pod_name)
             where = world.nodes[name][pod.node] if pod.node else None
             if where is None or not (ws.kind == "DaemonSet" or world.has_room(where, ws)):
-                where = world.first_fit(ws)
+                where = world.least_allocated(ws)
             if where is not None:
                 world.add_pod(ws, pod_name, uid, node=where, running=True)
             else:

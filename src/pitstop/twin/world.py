@@ -221,15 +221,25 @@ class World:
             return False
         return cls.has_room(node, pod.workload)
 
-    def first_fit(self, w: WorkloadState) -> NodeState | None:
+    def least_allocated(self, w: WorkloadState) -> NodeState | None:
+        """The node kube-scheduler's default scoring would favour for a pod of ``w``: of the
+        Ready, schedulable nodes of its pool with room, the one with the smallest share of
+        its CPU (then memory, then pod slots) requested; ties go to the first by name. So
+        replacement pods spread over the pool instead of piling onto its first nodes."""
+        best: NodeState | None = None
+        best_score = (2.0, 2.0, 2.0)
         for node in self.eligible_nodes(w.cluster, w.node_pool):
             if node.ready and not node.unschedulable and not node.removing \
                     and self.has_room(node, w):
-                return node
-        return None
+                score = (node.used_cpu / node.alloc_cpu if node.alloc_cpu else 0.0,
+                         node.used_mem / node.alloc_mem if node.alloc_mem else 0.0,
+                         len(node.pods) / node.alloc_pods if node.alloc_pods else 0.0)
+                if score < best_score:
+                    best, best_score = node, score
+        return best
 
     def schedule(self, pod: PodState) -> None:
-        node = self.first_fit(pod.workload)
+        node = self.least_allocated(pod.workload)
         if node is None:
             self.pending[pod.cluster][pod.uid] = pod
         else:
