@@ -352,10 +352,12 @@ class Executor:
                 if stopping:
                     self._check_requests()  # raises: the nodes in flight have finished
                 active.append(pending.pop(0))  # always make progress: the drain waits on PDBs
+            freed = False  # a node finished: its place goes to the next at once, not a poll later
             for n in list(active):
                 st = jobs[n].advance(obs)
                 if st in done_states:
                     active.remove(n)
+                    freed = True
                     job_n = jobs[n]
                     self.audit("node-done", f"{n} replaced by {job_n.new_name}"
                                if isinstance(job_n, ReplaceJob) else
@@ -369,7 +371,7 @@ class Executor:
                                 "force-delete unless the policy allows it")
                 elif st in (JobState.FAILED, ReplaceState.FAILED):
                     return jobs[n].message
-            if active or pending:
+            if (active or pending) and not (freed and pending):
                 self.backend.clock.sleep(self.poll_s)
         return [j.new_name if isinstance(j, ReplaceJob) else n for n, j in jobs.items()]
 
