@@ -31,6 +31,7 @@ def test_demo_tells_the_story_and_writes_a_report(tmp_path: Path) -> None:
     assert "BLOCKING pdb-blocks-drain in prod-eu-1" in out
     assert "result: rolled-back" in out and "canary-analysis" in out
     assert "result: completed" in out and "no workload dropped below its PDB minimum at any" in out
+    assert "drain(s) waited on a PodDisruptionBudget; the longest" in out
     reports = sorted((tmp_path / "demo").glob("*/report.html"))
     assert len(reports) == 2
     html = max(reports, key=lambda p: p.stat().st_size).read_text()

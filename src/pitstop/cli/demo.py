@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pitstop.catalog import load_catalog
-from pitstop.cli.runs import execute, report_data, start_run
+from pitstop.cli.runs import describe_stalls, execute, report_data, start_run
 from pitstop.config import load_documents
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
@@ -124,7 +124,8 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     lines = [*approvals, f"result: {r2.status} — {r2.reason}",
              f"{r2.steps_done}/{r2.steps_total} steps; virtual makespan "
              f"{s['makespanSeconds'] / 3600:.1f} h (maintenance windows included); "
-             f"{s['evictions']} evictions, {s['refusals429']} refused by a PDB and retried"]
+             f"{s['evictions']} evictions, {s['refusals429']} refused by a PDB and retried",
+             describe_stalls(data["stalls"])]
     worst = sorted(s["minAvailability"].items(), key=lambda kv: kv[1])[:3]
     lines += [f"lowest availability of {w}: {r:.0%}" for w, r in worst]
     lines.append("no workload dropped below its PDB minimum at any simulated event"

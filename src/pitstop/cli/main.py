@@ -335,7 +335,7 @@ def _run_files(files: tuple[str, ...], target_text: str | None, catalog_dir: str
 
 def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str,
                   report: bool = True) -> None:
-    from pitstop.cli.runs import report_data
+    from pitstop.cli.runs import describe_stalls, report_data
     from pitstop.report.html import write_report
 
     style = {"completed": "green", "paused": "yellow", "rolled-back": "magenta"}.get(
@@ -351,6 +351,7 @@ def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str
         kind = "virtual makespan" if run.backend.get("kind") == "twin" else "makespan"
         console.print(f"{kind}: {s['makespanSeconds'] / 3600:.2f} h; evictions "
                       f"{s['evictions']}, PDB refusals (429) {s['refusals429']}")
+        console.print(describe_stalls(data["stalls"]))
         worst = sorted(s["minAvailability"].items(), key=lambda kv: kv[1])[:5]
         for w, r in worst:
             console.print(f"  min availability {w}: {r:.0%}")

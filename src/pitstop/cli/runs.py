@@ -4,7 +4,7 @@ control requests, and assembling the report of a run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from pitstop.catalog import Catalog
 from pitstop.config import LoadedConfig
 from pitstop.errors import ConfigError, ConfigProblem, PitstopError
 from pitstop.executor.core import Executor, RunResult
+from pitstop.executor.journal import ActionRecord
 from pitstop.executor.run import RunDir, create_run, open_run
 from pitstop.hosts.backend import HostsBackend, etcd_access_problems, plan_problems
 from pitstop.model import Fleet, UpgradePolicy
@@ -309,7 +310,8 @@ def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, titl
                       "reason": rec.message or s.reason})
     nodes: dict[tuple[str, str], dict[str, Any]] = {}
     evictions = refusals = 0
-    for a in j.actions():
+    actions = j.actions()
+    for a in actions:
         cluster = steps_by_id[a.step_id.removesuffix("/rollback")].cluster \
             if a.step_id.removesuffix("/rollback") in steps_by_id else ""
         if a.kind in ("cordon", "upgrade", "evict") and (a.step_id, a.target) not in nodes:
@@ -352,12 +354,62 @@ def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, titl
         "gates": [{"step": g[0], "gate": g[1], "phase": g[2], "message": g[3], "at": g[4]}
                   for g in j.gates()],
         "rollbacks": result.rollbacks if result else [],
-        "stalls": [],
+        "stalls": drain_stalls(actions, {k: v.cluster for k, v in steps_by_id.items()}),
         "stories": stories or [],
         "summary": {"makespanSeconds": (finished - started) if finished else 0.0,
                     "minAvailability": min_av, "evictions": evictions,
                     "refusals429": refusals},
     }
+
+
+def drain_stalls(actions: Sequence[ActionRecord],
+                 cluster_of: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The drains that waited on a PodDisruptionBudget, from the journal, longest first: per
+    node job (step, node), from its first refused eviction until the last refused pod's
+    eviction was accepted (or the job ended, or the last answer if it never did); the pods
+    refused and the budgets that refused them."""
+    jobs: dict[tuple[str, str], dict[str, Any]] = {}
+    ended: dict[tuple[str, str], float] = {}
+    for a in actions:
+        key = (a.step_id, a.target)
+        if a.kind == "node-done" and a.outcome_at is not None:
+            ended[key] = a.outcome_at
+        if a.kind != "evict" or a.outcome is None:
+            continue
+        pod = str(a.detail.get("pod", ""))
+        out = a.outcome_detail or {}
+        job = jobs.get(key)
+        if a.outcome in ("budget-exhausted", "multiple-pdbs"):
+            if job is None:
+                job = jobs[key] = {"at": a.intent_at, "last": a.intent_at, "pods": {},
+                                   "pdbs": set()}
+            job["pods"].setdefault(pod, None)
+            job["pdbs"].update(str(b) for b in out.get("pdbs", ()))
+            job["last"] = a.outcome_at or a.intent_at
+        elif job is not None and pod in job["pods"] and a.outcome in ("evicted", "gone",
+                                                                      "settled-accepted"):
+            job["pods"][pod] = a.outcome_at or a.intent_at
+    stalls: list[dict[str, Any]] = []
+    for (step, node), job in jobs.items():
+        accepted = list(job["pods"].values())
+        end = (max(accepted) if all(t is not None for t in accepted)
+               else ended.get((step, node), job["last"]))
+        stalls.append({"cluster": cluster_of.get(step.removesuffix("/rollback"), ""),
+                       "step": step, "node": node, "at": job["at"],
+                       "seconds": max(0.0, end - job["at"]), "pods": sorted(job["pods"]),
+                       "pdbs": sorted(job["pdbs"])})
+    return sorted(stalls, key=lambda s: (-s["seconds"], s["at"], s["node"]))
+
+
+def describe_stalls(stalls: Sequence[Mapping[str, Any]]) -> str:
+    """One line on :func:`drain_stalls`: how many, and the longest with who held it."""
+    if not stalls:
+        return "no drain waited on a PodDisruptionBudget"
+    top = stalls[0]
+    return (f"{len(stalls)} drain(s) waited on a PodDisruptionBudget; the longest "
+            f"{top['seconds']:.0f} s on {top['node']} ({', '.join(top['pods'][:3])}"
+            + (", …" if len(top["pods"]) > 3 else "")
+            + (f"; held by {', '.join(top['pdbs'])}" if top["pdbs"] else "") + ")")
 
 
 def load_run(path: str) -> RunDir:

@@ -22,11 +22,12 @@ from pitstop.backend import (
     EvictionResult,
     NodeObservation,
     OperationState,
+    PdbObservation,
     PodObservation,
     RemoveNode,
     UpgradeComponent,
 )
-from pitstop.drain import Drainer, DrainOptions, DrainState
+from pitstop.drain import Drainer, DrainOptions, DrainState, pdbs_selecting
 from pitstop.planner.plan import Change
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class NodeJob:
     _upgraded_at: float | None = None
     _open_evictions: dict[str, int] = field(default_factory=dict)  # pod uid -> journal seq
     _polling: set[str] = field(default_factory=set)  # operation keys started by this process
+    _pdbs: tuple[PdbObservation, ...] = ()  # of the observation being acted on: names refusals
 
     # -- helpers -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -115,6 +117,7 @@ class NodeJob:
 
     # -- the machine -----------------------------------------------------------------------
     def advance(self, obs: ClusterObservation) -> JobState:
+        self._pdbs = obs.pdbs
         node = obs.node(self.node)
         if node is None:
             self.state, self.message = JobState.FAILED, f"node {self.node} disappeared"
@@ -233,7 +236,11 @@ class NodeJob:
     def _on_evicted(self, pod: PodObservation, answer: EvictionResult) -> None:
         seq = self._open_evictions.pop(pod.uid, None)
         if seq is not None:
-            self._done(seq, str(answer), {"pod": pod.key})
+            detail: dict[str, object] = {"pod": pod.key}
+            if answer in (EvictionResult.BUDGET_EXHAUSTED, EvictionResult.MULTIPLE_PDBS):
+                # which budgets said no: the report's drain stalls name them
+                detail["pdbs"] = [b.key for b in pdbs_selecting(pod, self._pdbs)]
+            self._done(seq, str(answer), detail)
 
     def _settle_open_evictions(self, obs: ClusterObservation) -> None:
         """An eviction journaled before a crash without an answer: if the pod is gone or
