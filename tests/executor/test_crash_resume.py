@@ -4,6 +4,7 @@ destructive action is repeated (checked from the twin's event log and the journa
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import signal
@@ -13,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,8 +60,19 @@ def _pitstop() -> list[str]:
     return [sys.executable, "-m", "pitstop"]
 
 
-def _files(tmp: Path) -> list[str]:
-    (tmp / "fleet.yaml").write_text(yaml.safe_dump(FLEET))
+def _two_clusters() -> dict[str, Any]:
+    """FLEET with a second cluster like c1: both staging, so one wave works on them at once."""
+    doc = copy.deepcopy(FLEET)
+    c2 = copy.deepcopy(doc["spec"]["clusters"][0])
+    c2["name"] = "c2"
+    for n in c2["nodePools"][0]["nodes"]:
+        n["name"] = f"c2-{n['name']}"
+    doc["spec"]["clusters"].append(c2)
+    return doc
+
+
+def _files(tmp: Path, fleet: dict[str, Any] = FLEET) -> list[str]:
+    (tmp / "fleet.yaml").write_text(yaml.safe_dump(fleet))
     (tmp / "policy.yaml").write_text(yaml.safe_dump(POLICY))
     return ["-f", str(tmp / "fleet.yaml"), "-f", str(tmp / "policy.yaml"), "--target", TARGET]
 
@@ -90,12 +103,17 @@ def _kill_at(cmd: list[str], runs: Path, at_action: int) -> bool:
     return False
 
 
-def _final(run: Path) -> tuple[dict[str, tuple[str, str, bool, bool]], dict[str, str]]:
+def _final(run: Path, clusters: tuple[str, ...] = ("c1",),
+           ) -> tuple[dict[str, tuple[str, str, bool, bool]], dict[str, str]]:
     twin = Twin.open(run / "twin.sqlite")
-    obs = twin.observe("c1")
-    nodes = {n.name: (n.kubelet, n.runtime_version, n.ready, n.unschedulable)
-             for n in obs.nodes}
-    return nodes, dict(obs.apiservers)
+    nodes: dict[str, tuple[str, str, bool, bool]] = {}
+    apiservers: dict[str, str] = {}
+    for c in clusters:
+        obs = twin.observe(c)
+        nodes.update({n.name: (n.kubelet, n.runtime_version, n.ready, n.unschedulable)
+                      for n in obs.nodes})
+        apiservers.update({f"{c}/{k}": v for k, v in dict(obs.apiservers).items()})
+    return nodes, apiservers
 
 
 def _no_repeats(run: Path) -> None:
@@ -118,7 +136,17 @@ def _no_repeats(run: Path) -> None:
 
 
 def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
-    files = _files(tmp_path)
+    _sigkill_then_resume(tmp_path, _files(tmp_path), ("c1",), KILLS, 20261126)
+
+
+def test_sigkill_while_two_clusters_run_at_once_then_resume(tmp_path: Path) -> None:
+    """The same with two clusters in one wave worked on at once (lanes): every resume ends as
+    the uninterrupted run did, with no destructive action repeated."""
+    _sigkill_then_resume(tmp_path, _files(tmp_path, _two_clusters()), ("c1", "c2"), 10, 7)
+
+
+def _sigkill_then_resume(tmp_path: Path, files: list[str], clusters: tuple[str, ...],
+                         kills_wanted: int, seed: int) -> None:
     base = tmp_path / "base"
     r = subprocess.run([*_pitstop(), "apply", *files, "-y", "--runs-dir", str(base),
                         "--now", NOW], capture_output=True, text=True, timeout=300, check=False)
@@ -126,15 +154,17 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     base_run = only_run(base)
     total = _actions(base_run)
     assert total > 100, total
-    expected = _final(base_run)
+    expected = _final(base_run, clusters)
     assert all(v[0] == "1.36.5" and v[1] == "2.3.7" and v[2] and not v[3]
                for v in expected[0].values())
     _no_repeats(base_run)
 
-    rng = random.Random(20261126)
+    if len(clusters) > 1:  # the clusters were worked on at once, not one after another
+        assert '"wave-lanes"' in (base_run / "audit.jsonl").read_text()
+    rng = random.Random(seed)
     kills = 0
     runs_done = 0
-    while kills < KILLS:
+    while kills < kills_wanted:
         runs = tmp_path / f"crash{runs_done}"
         points = sorted(rng.sample(range(1, total), 5))
         cmd = [*_pitstop(), "apply", *files, "-y", "--runs-dir", str(runs), "--now", NOW]
@@ -145,10 +175,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         run = only_run(runs)
-        assert _final(run) == expected
+        assert _final(run, clusters) == expected
         _no_repeats(run)
         audit = subprocess.run([*_pitstop(), "audit", "verify", str(run)], capture_output=True,
                                text=True, check=False)
         assert audit.returncode == 0, audit.stderr
         runs_done += 1
-    assert kills >= KILLS
+    assert kills >= kills_wanted

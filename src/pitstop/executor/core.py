@@ -1,7 +1,11 @@
 """The executor: carries a plan out against a backend, durably.
 
 Order: waves in plan order (a wave starts after the previous one finished and soaked); the
-clusters of a wave in plan order; each cluster's steps in order. Before a step: pause/abort
+clusters of a wave in plan order, up to the wave's ``maxParallelClusters`` of them at once
+(:mod:`pitstop.executor.lanes`: one lane per cluster, taking turns on the backend's clock);
+each cluster's steps in order. When one cluster stops (pause, abort, a failed gate), the
+others stop at their next safe point — no new step, no new node; nodes in flight finish —
+and only then is the wave rolled back, once, if a gate failed. Before a step: pause/abort
 requests, approvals, the maintenance window. A step's work is journaled action by action; after
 it, its gates are measured (interval × count, failure limit) and decide: proceed, pause
 (Inconclusive) or roll the current wave back to its last known-good versions (Failed, or Error —
@@ -34,6 +38,7 @@ from pitstop.calendar import next_allowed_start
 from pitstop.catalog import Catalog, load_catalog
 from pitstop.drain import DrainOptions
 from pitstop.executor.gating import GateOutcome, evaluate_gates
+from pitstop.executor.lanes import Lanes
 from pitstop.executor.nodes import JobState, NodeJob, ReplaceJob, ReplaceState
 from pitstop.executor.run import RunDir
 from pitstop.executor.skew import (
@@ -60,10 +65,15 @@ class RunResult:
 
 
 class _Stop(Exception):
-    def __init__(self, status: str, reason: str) -> None:
+    """Ends the run (or, in a lane, one cluster's work): ``status`` is the run's, or
+    ``rollback-needed`` (a gate failed: roll the wave back once the wave has stopped) or
+    ``halted`` (another cluster of the wave stopped)."""
+
+    def __init__(self, status: str, reason: str, cluster: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.cluster = cluster
 
 
 @dataclass
@@ -77,6 +87,10 @@ class Executor:
     # the rules of the live skew check (pass the catalog the plan was made with; default: the
     # shipped one)
     catalog: Catalog | None = None
+    # clusters of the wave being worked on at once (None: one after another)
+    _lanes: Lanes | None = None
+    # why the other clusters of the wave must stop at their next safe point (None: go on)
+    _halt: str | None = None
 
     # -- small helpers ---------------------------------------------------------------------
     @property
@@ -93,7 +107,16 @@ class Executor:
         if self.on_event is not None:
             self.on_event(action, {"subject": subject, "reason": reason, **extra})
 
+    def _sleep(self, seconds: float) -> None:
+        """Wait on the backend's clock — or, with clusters in lanes, give the others a turn."""
+        if self._lanes is not None and self._lanes.in_lane():
+            self._lanes.sleep(seconds)
+        else:
+            self.backend.clock.sleep(seconds)
+
     def _check_requests(self) -> None:
+        if self._halt is not None:
+            raise _Stop("halted", self._halt)
         req = self.journal.get("request")
         if req == "abort":
             raise _Stop("aborted", self.journal.get("request_reason") or "abort requested")
@@ -115,7 +138,8 @@ class Executor:
                    self.run.run_id, before=status)
         try:
             for wave in self.run.plan.waves:
-                self._run_wave(wave.name, wave.clusters, wave.soak.total_seconds())
+                self._run_wave(wave.name, wave.clusters, wave.soak.total_seconds(),
+                               wave.max_parallel_clusters)
         except _Stop as stop:
             self.journal.set("status", stop.status)
             self.journal.set("reason", stop.reason)
@@ -131,11 +155,13 @@ class Executor:
     def _done_count(self) -> int:
         return sum(1 for s in self.journal.steps() if s.status == "done")
 
-    def _run_wave(self, wave: str, clusters: tuple[str, ...], soak_s: float) -> None:
+    def _run_wave(self, wave: str, clusters: tuple[str, ...], soak_s: float,
+                  max_parallel: int = 0) -> None:
         steps = [s for s in self.run.plan.steps if s.wave == wave]
         if all(self.journal.step(s.id).status == "done" for s in steps):
             return
-        for cluster in clusters:
+
+        def work(cluster: str) -> None:
             for step in (s for s in steps if s.cluster == cluster):
                 if self.journal.step(step.id).status == "done":
                     continue
@@ -144,6 +170,28 @@ class Executor:
                 self._await_window(step)
                 self._check_live_skew(step)
                 self._run_step(step, wave)
+
+        pending = [c for c in clusters if any(self.journal.step(s.id).status != "done"
+                                              for s in steps if s.cluster == c)]
+        width = min(len(pending), max_parallel or len(pending))
+        if width <= 1:
+            try:
+                for cluster in pending:
+                    work(cluster)
+            except _Stop as stop:
+                self._stopped(wave, [(stop.cluster or "", stop)])
+        else:
+            self._halt = None
+            self._lanes = Lanes(self.backend.clock, width)
+            self.audit("wave-lanes", f"wave {wave}: {len(pending)} cluster(s), at most {width} "
+                       "at once", wave, clusters=pending)
+            try:
+                errors = self._lanes.run(pending, work, self._on_lane_error)
+            finally:
+                self._lanes = None
+                self._halt = None
+            if errors:
+                self._stopped(wave, errors)
         if soak_s > 0:
             key = f"wave-soaked/{wave}"
             if self.journal.get(key) != "yes":
@@ -152,11 +200,41 @@ class Executor:
                 self._sleep_checked(soak_s)
                 self.journal.set(key, "yes")
 
+    def _on_lane_error(self, cluster: str, exc: BaseException) -> None:
+        """A cluster of the wave stopped: the others stop at their next safe point."""
+        if isinstance(exc, _Stop) and exc.status == "halted":
+            self.audit("cluster-halted", exc.reason, cluster)
+            return
+        if self._halt is None:
+            what = exc.reason if isinstance(exc, _Stop) else f"{type(exc).__name__}: {exc}"
+            self._halt = (f"cluster {cluster} of the wave stopped ({what}); the other "
+                          "clusters stop at their next safe point")
+
+    def _stopped(self, wave: str, errors: list[tuple[str, BaseException]]) -> None:
+        """The wave ends early: re-raise what stopped it — after rolling the wave back, once,
+        when a gate failed in any of its clusters."""
+        for _, exc in errors:
+            if not isinstance(exc, _Stop):
+                raise exc
+        stops = [exc for _, exc in errors if isinstance(exc, _Stop)]
+        failed = [s for s in stops if s.status == "rollback-needed"]
+        if failed:
+            why = "; ".join(s.reason for s in failed)
+            rolled = self.rollback_wave(wave, why)
+            raise _Stop("rolled-back", f"{why}; wave {wave} rolled back: {rolled}")
+        first = next((s for s in stops if s.status != "halted"), stops[0])
+        if first.status == "halted":
+            raise _Stop("paused", first.reason)
+        others = [s.reason for s in stops if s is not first and s.status != "halted"]
+        if others:
+            raise _Stop(first.status, first.reason + "".join(f"; also: {r}" for r in others))
+        raise first
+
     def _sleep_checked(self, seconds: float) -> None:
         end = self._now() + seconds
         while self._now() < end:
             self._check_requests()
-            self.backend.clock.sleep(min(self.poll_s * 12, end - self._now()))
+            self._sleep(min(self.poll_s * 12, end - self._now()))
 
     def _await_approval(self, step: Step) -> None:
         if not step.requires_approval:
@@ -261,10 +339,10 @@ class Executor:
         self._gate_failed(step, wave, f"step {step.id}: {outcome.summary}")
 
     def _gate_failed(self, step: Step, wave: str, why: str) -> None:
+        """The wave is rolled back by :meth:`_stopped` once every cluster of it has stopped."""
         self.journal.set_step(step.id, "failed", self._now(), why)
         self.audit("gate-failed", why, step.id, cluster=step.cluster)
-        rolled = self.rollback_wave(wave, why)
-        raise _Stop("rolled-back", f"{why}; wave {wave} rolled back: {rolled}")
+        raise _Stop("rollback-needed", why, cluster=step.cluster)
 
     def _do_step(self, step: Step) -> list[str] | str:
         """Carry out the step's work; the targets to gate on, or a failure message."""
@@ -296,7 +374,7 @@ class Executor:
         op = self.backend.start(step.cluster, key, action)
         self.journal.outcome(seq, "started", {"state": str(op.state)}, self._now())
         while op.state is OperationState.RUNNING:
-            self.backend.clock.sleep(self.poll_s)
+            self._sleep(self.poll_s)
             op = self.backend.poll(step.cluster, key)
         seq = self.journal.intent(step.id, "operation-done", key, {}, self._now())
         self.journal.outcome(seq, str(op.state), {"message": op.message}, self._now())
@@ -337,7 +415,8 @@ class Executor:
             obs = self.backend.observe(step.cluster)
             # admit new nodes while the batch, budgets and capacity allow — any pending node
             # that fits, not only the next in line (no head-of-line blocking on one PDB)
-            stopping = bool(self.journal.get("request"))  # pause/abort: admit no new node
+            # pause/abort, or another cluster of the wave stopped: admit no new node
+            stopping = bool(self.journal.get("request")) or self._halt is not None
             for n in list(pending):
                 if len(active) >= limit or stopping:
                     break
@@ -372,7 +451,7 @@ class Executor:
                 elif st in (JobState.FAILED, ReplaceState.FAILED):
                     return jobs[n].message
             if (active or pending) and not (freed and pending):
-                self.backend.clock.sleep(self.poll_s)
+                self._sleep(self.poll_s)
         return [j.new_name if isinstance(j, ReplaceJob) else n for n, j in jobs.items()]
 
     def _may_start(self, obs: ClusterObservation, node: str, active: list[str]) -> bool:
@@ -381,7 +460,8 @@ class Executor:
     # -- gates -----------------------------------------------------------------------------
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
         outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
-                                 self.run.policy.spec.gates, self.run.policy.spec.gate_timing)
+                                 self.run.policy.spec.gates, self.run.policy.spec.gate_timing,
+                                 sleep=self._sleep)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, self._now())
         self.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),

@@ -9,7 +9,7 @@ means the check itself broke, and is reported as such, apart from Failed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,10 +111,13 @@ def gate_spec(kind: str, poll_s: float,
 
 def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: float,
                    custom: Sequence[CustomGate] = (),
-                   timing: Mapping[Any, GateTiming] | None = None) -> GateOutcome:
+                   timing: Mapping[Any, GateTiming] | None = None,
+                   sleep: Callable[[float], None] | None = None) -> GateOutcome:
     """Measure every gate of ``step`` and the policy's custom gates for its phase
     (interval × count; built-in gates as ``timing`` — the policy's ``gateTiming`` — says)
-    and decide."""
+    and decide. ``sleep`` waits between measurements (default: the backend's clock; the
+    executor passes its own when clusters share the clock)."""
+    wait_for = sleep if sleep is not None else backend.clock.sleep
     gates = [(g.name, g.kind, None) for g in step.gates] + [
         (c.name, "threshold", c) for c in custom if str(step.phase) in c.phases]
     runs: list[tuple[str, MetricRun]] = []
@@ -142,7 +145,7 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: flo
             break
         wait = min(due[i] for i in live) - backend.clock.now()
         if wait > 0:
-            backend.clock.sleep(wait)
+            wait_for(wait)
         now = backend.clock.now()
         for i in live:
             if due[i] > now:

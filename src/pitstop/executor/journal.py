@@ -72,7 +72,10 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # check_same_thread off: the executor's lanes (one thread per cluster of a wave) take
+        # turns, never at once, so one connection serves them all
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)

@@ -49,7 +49,8 @@ def _dump(data: Any) -> str:
 class Store:
     def __init__(self, path: Path, *, create: bool) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # used from the executor's lanes too: they take turns, never at once
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if create:
