@@ -62,11 +62,13 @@ class ReplayError(AssertionError):
 
 
 def apply_step(state: ClusterVersions, step: Step, catalog: Catalog,
-               tolerated: set[tuple[str, str]]) -> ClusterVersions:
+               tolerated: set[tuple[str, str]],
+               waived: set[tuple[str, str, str]] | None = None) -> ClusterVersions:
     """Apply one step; check the state after every change it makes."""
 
     def check(s: ClusterVersions, what: str) -> None:
-        bad = [v for v in check_cluster(s, catalog) if (v.rule, v.message) not in tolerated]
+        bad = [v for v in check_cluster(s, catalog) if (v.rule, v.message) not in tolerated
+               and (v.rule, v.component, v.version) not in (waived or set())]
         if bad:
             raise ReplayError(f"{step.id}: {what} breaks {bad}")
 
@@ -111,10 +113,12 @@ def apply_step(state: ClusterVersions, step: Step, catalog: Catalog,
     return state
 
 
-def replay(plan: Plan, fleet_: Fleet, catalog: Catalog) -> dict[str, ClusterVersions]:
+def replay(plan: Plan, fleet_: Fleet, catalog: Catalog,
+           tolerate: set[tuple[str, str, str]] | None = None) -> dict[str, ClusterVersions]:
     """Replay every cluster's steps; returns final states. Support gaps that exist today (a
     runtime or etcd below the catalog's minimum) are tolerated while they stay exactly as they
-    are; skew violations never are."""
+    are; skew violations never are. ``tolerate`` adds (rule, component, version) triples a
+    waiver allows."""
     out: dict[str, ClusterVersions] = {}
     for c in fleet_.spec.clusters:
         state = ClusterVersions.from_cluster(c)
@@ -122,7 +126,7 @@ def replay(plan: Plan, fleet_: Fleet, catalog: Catalog) -> dict[str, ClusterVers
         assert all(v.rule in ("runtime-unsupported", "etcd-unsupported") for v in today), today
         tolerated = {(v.rule, v.message) for v in today}
         for step in plan.steps_of(c.name):
-            state = apply_step(state, step, catalog, tolerated)
+            state = apply_step(state, step, catalog, tolerated, tolerate)
         out[c.name] = state
     return out
 

@@ -187,6 +187,43 @@ def test_unsupported_runtime_target_refused(cat: Catalog) -> None:
     assert f0.blocking and "choose one of" in f0.fix
 
 
+def test_unsupported_runtime_waiver_lets_the_plan_through(cat: Catalog) -> None:
+    # a containerd line whose newest supported minor has a next minor the catalog knows
+    line, k1 = next((ln, max(ln.supports)) for ln in sorted(cat.runtimes["containerd"],
+                                                            key=lambda ln: ln.line)
+                    if cat.latest_patch(max(ln.supports).next()) is not None)
+    k2 = k1.next()
+    rt = str(line.latest)
+    v1, v2 = str(cat.latest_patch(k1)), str(cat.latest_patch(k2))
+    assert cat.runtime_supports("containerd", line.latest, k2) is False
+    f = fleet(cluster("c1", v1, etcd=None,
+                      pools={"p": [node(f"n{i}", v1, rt) for i in range(3)]}))
+    t = target(kubernetes=v2, containerd=rt)
+    refused = make_plan(f, t, default_policy(), cat, now=NOW, preflight=False)
+    assert not refused.reachable and "target-unsupported-runtime" in _codes(refused, True)
+
+    waiver = {"rule": "unsupported-runtime", "component": "containerd", "version": rt,
+              "reason": "the vendor supports this pair for us until spring",
+              "approvedBy": "platform-lead"}
+    ok = make_plan(f, t, policy({"waivers": [{**waiver, "expires": "2027-03-01T00:00:00Z"}]}),
+                   cat, now=NOW, preflight=False)
+    assert ok.reachable, [x.message for x in ok.findings]
+    w = next(x for x in ok.findings if x.code == "unsupported-runtime-waived")
+    assert not w.blocking and "platform-lead" in w.message and f"containerd {rt}" in w.message
+    node_steps = [s for s in ok.steps if s.phase is Phase.NODES]
+    assert node_steps and all(s.to_version == v2 for s in node_steps)
+    # every node ends at the new kubelet on the waived runtime; the only rule the final state
+    # breaks is the waived one
+    final = replay(ok, f, cat, tolerate={("runtime-unsupported", "containerd", rt)})["c1"]
+    assert {(str(g.kubelet), str(g.runtime_version)) for g in final.node_groups} == {(v2, rt)}
+
+    expired = make_plan(f, t, policy({"waivers": [{**waiver, "expires": "2026-10-01T00:00:00Z"}]}),
+                        cat, now=NOW, preflight=False)
+    assert not expired.reachable
+    bad = next(x for x in expired.findings if x.code == "target-unsupported-runtime")
+    assert "expired on 2026-10-01" in bad.message
+
+
 def test_pdb_that_never_allows_disruption_blocks(cat: Catalog) -> None:
     c = cluster("c1", "1.32.4", workloads=[
         {"kind": "Deployment", "name": "ledger", "namespace": "pay", "replicas": 2,

@@ -4,6 +4,7 @@ instance and the versions, and `resume` checks again and completes once it is fi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pitstop.executor.skew import live_skew_problems
 from pitstop.model import Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 from pitstop.twin import Twin
+from pitstop.versions import parse_version
 
 from .test_executor import CAT, START, TARGET, fleet_doc
 
@@ -74,3 +76,52 @@ def test_the_check_uses_the_same_rules_as_the_planner(tmp_path: Path) -> None:
     problems = live_skew_problems(twin.observe("c1"), cm, CAT)  # apiservers still at 1.35.8
     assert [(p.violation.rule, p.violation.message) for p in problems] == [
         ("controller-skew", "kube-controller-manager 1.36.5 is newer than kube-apiserver 1.35.8")]
+
+
+def _waived_run(tmp: Path, expires: str) -> tuple[Any, Any, Any]:
+    """containerd 2.1.9 nodes taken to kubelet 1.36.5, a pair the catalog does not support,
+    under an unsupported-runtime waiver that expires at ``expires``."""
+    doc = fleet_doc(nodes=3)
+    for n in doc["spec"]["clusters"][0]["nodePools"][0]["nodes"]:
+        n["containerRuntime"]["version"] = "2.1.9"
+    fleet = Fleet.model_validate(doc)
+    policy = UpgradePolicy.model_validate({"metadata": {"name": "p"}, "spec": {"waivers": [{
+        "rule": "unsupported-runtime", "component": "containerd", "version": "2.1.9",
+        "reason": "the vendor supports this pair for us until spring",
+        "approvedBy": "platform-lead", "expires": expires}]}})
+    target = UpgradeTarget.model_validate({"spec": {"versions": {"kubernetes": "1.36.5",
+                                                                  "containerd": "2.1.9"}}})
+    plan = make_plan(fleet, target, policy, CAT, now=START)
+    assert plan.reachable, [f.message for f in plan.findings]
+    assert CAT.runtime_supports("containerd", parse_version("2.1.9"),
+                                parse_version("1.36.5").line) is False
+    run = create_run(tmp, plan, policy, {c.name: c.full_labels for c in fleet.spec.clusters},
+                     {"kind": "twin", "state": "twin.sqlite", "seed": 1})
+    twin = Twin.create(fleet, seed=1, state_path=run.path / "twin.sqlite",
+                       start=START.timestamp())
+    return plan, run, twin
+
+
+def test_a_waived_runtime_pair_passes_the_live_check(tmp_path: Path) -> None:
+    plan, run, twin = _waived_run(tmp_path, "2027-03-01T00:00:00Z")
+    result = Executor(run, twin, catalog=CAT).execute()
+    assert result.status == "completed", result.reason
+    assert {(n.kubelet, n.runtime_version) for n in twin.observe("c1").nodes} == {
+        ("1.36.5", "2.1.9")}
+    node_steps = [s for s in plan.steps if s.action == "upgrade-nodes"]
+    checks = [a.outcome for s in node_steps for a in run.journal.actions(s.id)
+              if a.kind == "skew-check"]
+    assert checks and set(checks) == {"ok"}
+
+
+def test_a_waiver_that_expires_during_the_run_pauses_it(tmp_path: Path) -> None:
+    # valid when the plan is made (START), expired two minutes later, while the control plane is
+    # being upgraded: the first node step's live check refuses the pair and pauses the run
+    expires = datetime.fromtimestamp(START.timestamp() + 120, UTC).isoformat()
+    plan, run, twin = _waived_run(tmp_path, expires)
+    result = Executor(run, twin, catalog=CAT).execute()
+    assert result.status == "paused", result.reason
+    first_node = next(s for s in plan.steps if s.action == "upgrade-nodes")
+    assert f"step {first_node.id} not started" in result.reason
+    assert "runtime-unsupported" in result.reason and "containerd 2.1.9" in result.reason
+    assert all(n.kubelet == "1.35.8" and not n.unschedulable for n in twin.observe("c1").nodes)

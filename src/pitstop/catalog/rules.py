@@ -22,6 +22,7 @@ from pitstop.versions import Version, parse_version
 if TYPE_CHECKING:
     from pitstop.catalog import Catalog
     from pitstop.model import Cluster
+    from pitstop.model.policy import Waiver
 
 __all__ = ["SUPPORT_GAPS", "ClusterVersions", "NodeGroup", "Violation", "check_cluster"]
 
@@ -127,6 +128,27 @@ class Violation:
     rule: str
     message: str
     objects: tuple[str, ...]
+    # what a waiver would name: the runtime and its version, for runtime-unsupported
+    component: str = ""
+    version: str = ""
+
+
+def waiver_for(v: Violation, waivers: Iterable[Waiver]) -> Waiver | None:
+    """The waiver among ``waivers`` (pass the active ones) that allows ``v``: only a
+    ``runtime-unsupported`` violation can be waived here (policy rule ``unsupported-runtime``,
+    the same component, and the same version when the waiver names one)."""
+    if v.rule != "runtime-unsupported" or not v.component:
+        return None
+    return runtime_waiver(v.component, parse_version(v.version), waivers)
+
+
+def runtime_waiver(runtime: str, version: Version, waivers: Iterable[Waiver]) -> Waiver | None:
+    """The ``unsupported-runtime`` waiver among ``waivers`` for ``runtime`` at ``version``."""
+    for w in waivers:
+        if w.rule == "unsupported-runtime" and w.component == runtime and (
+                w.version is None or parse_version(w.version) == version):
+            return w
+    return None
 
 
 def _check_apiservers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
@@ -206,7 +228,10 @@ def _check_nodes(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
         if verdict:
             nodes = g.nodes[:5] + (("…",) if len(g.nodes) > 5 else ())
             for rule, message in verdict:
-                yield Violation(rule, message, nodes)
+                if rule == "runtime-unsupported":
+                    yield Violation(rule, message, nodes, g.runtime, str(g.runtime_version))
+                else:
+                    yield Violation(rule, message, nodes)
 
 
 def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:

@@ -277,7 +277,9 @@ class Executor:
             raise _Stop("paused", f"step {step.id}: cannot observe {step.cluster} for the live "
                         f"skew check: {exc}. Fix the connection or permissions, then "
                         f"`pitstop resume {self.run.path}`") from None
-        problems = live_skew_problems(obs, step, self.catalog)
+        at = datetime.fromtimestamp(self._now(), UTC)
+        waivers = [w for w in self.run.policy.spec.waivers if w.active(at)]
+        problems = live_skew_problems(obs, step, self.catalog, waivers)
         versions = {"apiservers": dict(obs.apiservers),
                     "kube-controller-manager": obs.controller_manager,
                     "kube-scheduler": obs.scheduler}

@@ -22,11 +22,20 @@ an apiserver step is about to upgrade (it may be down because that upgrade is un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pitstop.backend import ClusterObservation, HealthSignals
 from pitstop.catalog import Catalog
-from pitstop.catalog.rules import SUPPORT_GAPS, ClusterVersions, NodeGroup, Violation, check_cluster
+from pitstop.catalog.rules import (
+    SUPPORT_GAPS,
+    ClusterVersions,
+    NodeGroup,
+    Violation,
+    check_cluster,
+    waiver_for,
+)
+from pitstop.model.policy import Waiver
 from pitstop.planner.plan import Step
 from pitstop.versions import Version, parse_version
 
@@ -138,22 +147,24 @@ def _states_after(state: ClusterVersions, step: Step,
     return [(f"{step.component} {step.to_version} on {', '.join(step.targets)}", state)]
 
 
-def live_skew_problems(obs: ClusterObservation, step: Step,
-                       catalog: Catalog) -> list[SkewProblem]:
+def live_skew_problems(obs: ClusterObservation, step: Step, catalog: Catalog,
+                       waivers: Sequence[Waiver] = ()) -> list[SkewProblem]:
     """The rule violations of the observed cluster now and of every state ``step`` would pass
-    through; support gaps that exist now, unchanged, are tolerated (as the planner does)."""
+    through; support gaps that exist now, unchanged, are tolerated (as the planner does), and
+    so is what an active waiver of the policy allows (``waivers``: the active ones)."""
     if step.action not in CHECKED_ACTIONS:
         return []
     state = observed_versions(obs)
     if state is None:
         return []
-    now = check_cluster(state, catalog)
+    now = [v for v in check_cluster(state, catalog) if waiver_for(v, waivers) is None]
     tolerated = {(v.rule, v.message) for v in now if v.rule in SUPPORT_GAPS}
     out = [SkewProblem("now", v) for v in now if (v.rule, v.message) not in tolerated]
     seen = {(p.violation.rule, p.violation.message) for p in out}
     for when, after in _states_after(state, step, obs):
         for v in check_cluster(after, catalog):
-            if (v.rule, v.message) in tolerated or (v.rule, v.message) in seen:
+            if (v.rule, v.message) in tolerated or (v.rule, v.message) in seen or \
+                    waiver_for(v, waivers) is not None:
                 continue
             seen.add((v.rule, v.message))
             out.append(SkewProblem(f"after {when}", v))

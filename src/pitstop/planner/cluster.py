@@ -32,6 +32,8 @@ from pitstop.catalog.rules import (
     NodeGroup,
     Violation,
     check_cluster,
+    runtime_waiver,
+    waiver_for,
 )
 from pitstop.model import Cluster, PoolPolicy, StepEstimates, UpgradePolicy
 from pitstop.model.common import format_duration
@@ -84,6 +86,7 @@ class _ClusterPlanner:
     steps: list[Step] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     tolerated: set[tuple[str, str]] = field(default_factory=set)
+    waived: set[tuple[str, str]] = field(default_factory=set)  # (component, version) reported
 
     def __post_init__(self) -> None:
         self.state = ClusterVersions.from_cluster(self.cluster)
@@ -92,9 +95,34 @@ class _ClusterPlanner:
     def _violations(self, state: ClusterVersions) -> list[Violation]:
         """Violations of ``state``, less support gaps that exist today (a runtime or an etcd
         older than the catalog's minimum): preflight reports those, and they are tolerated
-        until the plan changes that component."""
-        return [v for v in check_cluster(state, self.catalog)
-                if (v.rule, v.message) not in self.tolerated]
+        until the plan changes that component; and less what an active waiver of the policy
+        allows (reported once, as ``unsupported-runtime-waived``)."""
+        out: list[Violation] = []
+        for v in check_cluster(state, self.catalog):
+            if (v.rule, v.message) in self.tolerated:
+                continue
+            w = waiver_for(v, self.tv.waivers)
+            if w is None:
+                out.append(v)
+                continue
+            if (v.component, v.version) not in self.waived:
+                self.waived.add((v.component, v.version))
+                self.findings.append(Finding(
+                    "unsupported-runtime-waived", Severity.WARNING,
+                    f"{v.message}; allowed by a waiver of {w.approved_by} until "
+                    f"{w.expires.isoformat()}: {w.reason}",
+                    f"move to a {v.component} that supports it before the waiver expires "
+                    "(see `pitstop catalog containerd`).", self.cluster.name,
+                    (f"{v.component}={v.version}",), "planner"))
+        return out
+
+    def _supports(self, runtime: str, version: Version, kubelet: Minor) -> bool | None:
+        """The catalog's answer, except that an active ``unsupported-runtime`` waiver of the
+        policy makes a pair the catalog refuses acceptable (as :meth:`_violations` does)."""
+        verdict = self.catalog.runtime_supports(runtime, version, kubelet)
+        if verdict is False and runtime_waiver(runtime, version, self.tv.waivers) is not None:
+            return True
+        return verdict
 
     def _advance(self, new_state: ClusterVersions, what: str) -> None:
         bad = self._violations(new_state)
@@ -357,7 +385,7 @@ class _ClusterPlanner:
         """The runtime version a node ends a roll with: the target where it supports the
         kubelet, else the newest catalog release up to the target that does."""
         target = self.tv.runtime(g.runtime)
-        supports = self.catalog.runtime_supports
+        supports = self._supports
         if target is not None and supports(g.runtime, target, kubelet) is not False:
             return target if (final or target >= g.runtime_version) else g.runtime_version
         if supports(g.runtime, g.runtime_version, kubelet) is not False and (
@@ -419,7 +447,7 @@ class _ClusterPlanner:
             kubes.append(k_to)
         paths = self.catalog.runtime_paths(g.runtime, g.runtime_version, runtime_to)
         if all(len(p) <= 1 for p in paths) and len(kubes) <= 2 and (
-                not paths[0] or self.catalog.runtime_supports(
+                not paths[0] or self._supports(
                     g.runtime, paths[0][-1], k_from.line) is not False):
             return direct()
         for path_ in paths:
@@ -450,7 +478,7 @@ class _ClusterPlanner:
                 ) -> tuple[list[Version], list[tuple[int, int]]] | None:
         """Breadth-first over (runtime index, kubelet index): fewest changes, runtime first,
         then the longest kubelet jump. None when no order keeps every state supported."""
-        ok = self.catalog.runtime_supports
+        ok = self._supports
 
         def supported(i: int, j: int) -> bool:
             return ok(g.runtime, rts[i], kubes[j].line) is not False
