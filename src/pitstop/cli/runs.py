@@ -96,7 +96,7 @@ def start_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_di
                    kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
                    node_upgrader: str, control_plane_command: str | None = None,
                    control_plane_addresses: tuple[str, ...] = (),
-                   node_command: str | None = None, node_verify_timeout_s: float = 300.0,
+                   node_command: str | None = None, node_verify_timeout_s: float,
                    run_id: str | None = None) -> tuple[RunDir, Backend]:
     """A new run directory for live clusters reached through kubeconfig contexts. Before
     anything is created or changed: every cluster with steps is paired with a context and
@@ -124,7 +124,7 @@ def start_hosts_kube_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, r
                          *, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
                          node_upgrader: str, control_plane_command: str | None = None,
                          control_plane_addresses: tuple[str, ...] = (),
-                         node_command: str | None = None, node_verify_timeout_s: float = 300.0,
+                         node_command: str | None = None, node_verify_timeout_s: float,
                          run_id: str | None = None) -> tuple[RunDir, Backend]:
     """A new run directory for hosts that are nodes of live clusters (pitstop.compose): the
     runtime and etcd on the hosts, cordon and drain through the API. Refused before anything

@@ -576,7 +576,6 @@ class Executor:
         return ""
 
 
-
 def admits(obs: ClusterObservation, node: str, active: Sequence[str]) -> bool:
     """Adaptive parallelism: another node may start draining only if every PDB covering
     its pods can absorb them on top of the nodes already draining, and the schedulable

@@ -427,7 +427,6 @@ def _eviction_result(status: int, message: str, causes: list[str]) -> EvictionRe
     return None
 
 
-
 def _static_pod_versions(pods: list[dict[str, Any]]) -> dict[str, str]:
     """kube-controller-manager / kube-scheduler versions from kubeadm's static pods (the image
     tag, e.g. ``registry.k8s.io/kube-scheduler:v1.36.3``); the oldest instance of several."""

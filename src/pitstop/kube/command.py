@@ -34,10 +34,12 @@ from typing import Any, Literal
 
 from pitstop.backend import BackendError
 
-__all__ = ["CLOCK_SKEW_S", "CommandStatus", "command_status", "is_argv", "launch",
-           "proc_start", "template_problems"]
+__all__ = ["CLOCK_SKEW_S", "COMMAND_TIMEOUT_S", "VERIFY_TIMEOUT_S", "CommandStatus",
+           "command_status", "is_argv", "launch", "proc_start", "template_problems"]
 
 CLOCK_SKEW_S = 5.0  # between this machine and the cluster's, for times the cluster writes
+COMMAND_TIMEOUT_S = 1800.0  # how long a launched command may run (default)
+VERIFY_TIMEOUT_S = 300.0  # how long after it ended its result may take to show (default)
 # Runs the command in a background subshell that outlives this shell and pitstop, and writes
 # its exit status atomically when it ends; prints the subshell's pid.
 _LAUNCH = ('status="$1"; log="$2"; shift 2; '

@@ -60,6 +60,8 @@ from pitstop.backend import BackendError, OperationState, UpgradeComponent
 from pitstop.errors import PitstopError
 from pitstop.kube.command import (
     CLOCK_SKEW_S,
+    COMMAND_TIMEOUT_S,
+    VERIFY_TIMEOUT_S,
     command_status,
     is_argv,
     launch,
@@ -151,8 +153,8 @@ class CommandControlPlaneUpgrader:
     command: Sequence[str]
     state_dir: Path | str
     addresses: Mapping[str, str] = field(default_factory=dict)
-    command_timeout_s: float = 1800.0
-    verify_timeout_s: float = 300.0
+    command_timeout_s: float = COMMAND_TIMEOUT_S
+    verify_timeout_s: float = VERIFY_TIMEOUT_S
     leases: Mapping[str, str] = field(default_factory=lambda: dict(LEASES))
     lease_namespace: str = "kube-system"
 

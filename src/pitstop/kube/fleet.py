@@ -38,6 +38,7 @@ from pitstop.backend import (
 )
 from pitstop.errors import ConfigError, ConfigProblem
 from pitstop.kube.backend import KubeBackend, RealClock, pod_readiness_metrics
+from pitstop.kube.command import COMMAND_TIMEOUT_S, VERIFY_TIMEOUT_S
 from pitstop.kube.controlplane import CONTROL_PLANE_COMPONENTS, CommandControlPlaneUpgrader
 from pitstop.kube.drift import Difference, fleet_drift
 from pitstop.kube.inventory import CONTEXT_LABEL, DEFAULT_POOL_LABELS, cluster_name_for
@@ -160,8 +161,9 @@ def upgrader_problems(plan: Plan, node_upgrader: str) -> list[str]:
 
 
 def make_node_upgrader(kind: str, *, command: Sequence[str] = (),
-                       state_dir: Path | None = None, verify_timeout_s: float = 300.0,
-                       command_timeout_s: float = 1800.0) -> NodeUpgrader:
+                       state_dir: Path | None = None,
+                       verify_timeout_s: float = VERIFY_TIMEOUT_S,
+                       command_timeout_s: float = COMMAND_TIMEOUT_S) -> NodeUpgrader:
     """The node upgrader ``kind`` names (``--node-upgrader``). ``command``: the node command's
     template, needed by ``command`` and refused with any other (a ConfigError or a
     NodeCommandError, exit 2); ``state_dir`` keeps its commands' output and status."""
@@ -197,8 +199,8 @@ class KubeFleetSpec:
     control_plane_command: tuple[str, ...] = ()  # a template; empty: no control-plane steps
     control_plane_addresses: dict[str, str] | None = None  # "<component>/<instance>" -> URL
     node_command: tuple[str, ...] = ()  # a template; node_upgrader "command" only
-    node_verify_timeout_s: float = 300.0
-    node_command_timeout_s: float = 1800.0
+    node_verify_timeout_s: float = VERIFY_TIMEOUT_S
+    node_command_timeout_s: float = COMMAND_TIMEOUT_S
 
     def to_record(self) -> dict[str, Any]:
         return {"kind": "kube", "kubeconfig": self.kubeconfig, "contexts": dict(self.contexts),
@@ -222,8 +224,10 @@ class KubeFleetSpec:
                            str(k): str(v)
                            for k, v in dict(rec.get("controlPlaneAddresses") or {}).items()},
                        node_command=tuple(str(a) for a in rec.get("nodeCommand") or ()),
-                       node_verify_timeout_s=float(rec.get("nodeVerifyTimeout") or 300.0),
-                       node_command_timeout_s=float(rec.get("nodeCommandTimeout") or 1800.0))
+                       node_verify_timeout_s=float(rec.get("nodeVerifyTimeout")
+                                                   or VERIFY_TIMEOUT_S),
+                       node_command_timeout_s=float(rec.get("nodeCommandTimeout")
+                                                    or COMMAND_TIMEOUT_S))
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendError(f"run.json: the kube backend record is damaged ({exc!r}): "
                                "it needs `contexts` (cluster -> context)") from None

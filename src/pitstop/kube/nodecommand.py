@@ -55,6 +55,8 @@ from pitstop.backend import AddNode, BackendError, OperationState, RemoveNode, U
 from pitstop.errors import PitstopError
 from pitstop.kube.command import (
     CLOCK_SKEW_S,
+    COMMAND_TIMEOUT_S,
+    VERIFY_TIMEOUT_S,
     command_status,
     is_argv,
     launch,
@@ -128,8 +130,8 @@ class CommandNodeUpgrader:
 
     command: Sequence[str]
     state_dir: Path | str
-    command_timeout_s: float = 1800.0
-    verify_timeout_s: float = 300.0
+    command_timeout_s: float = COMMAND_TIMEOUT_S
+    verify_timeout_s: float = VERIFY_TIMEOUT_S
 
     def __post_init__(self) -> None:
         problems = template_problems(self.command, NODE_PLACEHOLDERS, _EXAMPLE)
