@@ -3,6 +3,7 @@ pause/abort, and the audit trail."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from pitstop.audit import verify
 from pitstop.catalog import load_catalog
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.nodes import CORDON_ANNOTATION
-from pitstop.executor.run import create_run
+from pitstop.executor.run import create_run, open_run
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 from pitstop.twin import Twin
@@ -337,3 +338,45 @@ def test_gate_timing_names_a_built_in_gate_or_is_refused() -> None:
     else:
         raise AssertionError("a misspelt gate kind was accepted")
     assert "policy.yaml:6" in msg and "gateTiming" in msg and "canary" in msg, msg
+
+
+def test_a_pause_during_a_wave_soak_keeps_the_rest_of_the_soak(tmp_path: Path) -> None:
+    # two waves (staging, then production) with a 2 h soak after staging; a pause asked
+    # while the soak runs; after resume the production wave starts no earlier than the soak's
+    # end (the soak is not cut short by the pause, nor started again from zero)
+    doc = fleet_doc()
+    prod = copy.deepcopy(doc["spec"]["clusters"][0])
+    prod["name"], prod["environment"] = "c2", "production"
+    for n in prod["nodePools"][0]["nodes"]:
+        n["name"] = f"c2-{n['name']}"
+    doc["spec"]["clusters"].append(prod)
+    fleet = Fleet.model_validate(doc)
+    policy = UpgradePolicy.model_validate({"metadata": {"name": "p"}, "spec": {"waves": [
+        {"name": "stg", "clusters": {"matchLabels": {"environment": "staging"}},
+         "soak": "2h"},
+        {"name": "prod", "clusters": {"matchLabels": {"environment": "production"}}}]}})
+    plan = make_plan(fleet, UpgradeTarget.model_validate({"spec": {"versions": TARGET}}),
+                     policy, CAT, now=START)
+    run = create_run(tmp_path, plan, policy, {c.name: c.full_labels for c in
+                                              fleet.spec.clusters}, {"kind": "twin"})
+    twin = Twin.create(fleet, seed=2, state_path=run.path / "twin.sqlite",
+                       start=START.timestamp())
+    ex = Executor(run, twin)
+
+    def pause_in_soak(action: str, info: dict[str, Any]) -> None:
+        if action == "wave-soak":
+            run.journal.set("request", "pause")
+
+    ex.on_event = pause_in_soak
+    r = ex.execute()
+    assert r.status == "paused", r.reason
+    stg_end = max(s.finished for s in run.journal.steps()
+                  if s.step_id.startswith("c1/") and s.finished is not None)
+    assert not any(s.started for s in run.journal.steps() if s.step_id.startswith("c2/"))
+    twin.clock.sleep(600)  # ten minutes pass while paused
+    done = Executor(open_run(run.path), twin).execute()
+    assert done.status == "completed", done.reason
+    prod_start = min(s.started for s in run.journal.steps()
+                     if s.step_id.startswith("c2/") and s.started is not None)
+    assert prod_start >= stg_end + 2 * 3600, (prod_start - stg_end) / 3600
+    assert prod_start < stg_end + 2 * 3600 + 600 + 120, (prod_start - stg_end) / 3600

@@ -158,7 +158,8 @@ class Executor:
     def _run_wave(self, wave: str, clusters: tuple[str, ...], soak_s: float,
                   max_parallel: int = 0) -> None:
         steps = [s for s in self.run.plan.steps if s.wave == wave]
-        if all(self.journal.step(s.id).status == "done" for s in steps):
+        soaked = soak_s <= 0 or self.journal.get(f"wave-soaked/{wave}") == "yes"
+        if soaked and all(self.journal.step(s.id).status == "done" for s in steps):
             return
 
         def work(cluster: str) -> None:
@@ -192,13 +193,26 @@ class Executor:
                 self._halt = None
             if errors:
                 self._stopped(wave, errors)
-        if soak_s > 0:
-            key = f"wave-soaked/{wave}"
-            if self.journal.get(key) != "yes":
-                self.audit("wave-soak", f"wave {wave} done: soaking {soak_s:.0f}s before the "
-                           "next wave", wave)
-                self._sleep_checked(soak_s)
-                self.journal.set(key, "yes")
+        if not soaked:
+            self._soak_wave(wave, soak_s)
+
+    def _soak_wave(self, wave: str, soak_s: float) -> None:
+        """The wave's soak before the next wave: its start is journaled, so a soak interrupted
+        by a pause or a crash goes on for what is left of it after ``resume``."""
+        since_key = f"wave-soak-since/{wave}"
+        since = self.journal.get(since_key)
+        if since:
+            left = float(since) + soak_s - self._now()
+            self.audit("wave-soak", f"wave {wave}: {max(0.0, left):.0f}s of its {soak_s:.0f}s "
+                       "soak left before the next wave", wave)
+        else:
+            left = soak_s
+            self.journal.set(since_key, repr(self._now()))
+            self.audit("wave-soak", f"wave {wave} done: soaking {soak_s:.0f}s before the "
+                       "next wave", wave)
+        if left > 0:
+            self._sleep_checked(left)
+        self.journal.set(f"wave-soaked/{wave}", "yes")
 
     def _on_lane_error(self, cluster: str, exc: BaseException) -> None:
         """A cluster of the wave stopped: the others stop at their next safe point."""
