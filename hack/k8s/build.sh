@@ -83,7 +83,10 @@ EOF
     "${NICE[@]}" go build -p "$JOBS" -trimpath \
       -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
       -o "$dir/bin/etcd" .)
-  "$dir/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" || die "etcd --version mismatch"
+  # read the whole output first: `cmd | grep -q` under pipefail fails when grep exits early and
+  # the command dies of SIGPIPE writing its next line
+  local said; said=$("$dir/bin/etcd" --version)
+  [[ $said == *"etcd Version: $ETCD_VERSION"* ]] || die "etcd --version mismatch: $said"
   echo "etcd v$ETCD_VERSION" >"$stamp"
   log "etcd v$ETCD_VERSION: built in $(( $(date +%s) - t0 ))s"
 }
@@ -109,7 +112,8 @@ EOF
     "${NICE[@]}" go build -p "$JOBS" -trimpath \
       -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" \
       -o "$dir/bin/kwok" sigs.k8s.io/kwok/cmd/kwok)
-  "$dir/bin/kwok" --version 2>&1 | grep -q "v$KWOK_VERSION" || die "kwok --version mismatch"
+  local said; said=$("$dir/bin/kwok" --version 2>&1)
+  [[ $said == *"v$KWOK_VERSION"* ]] || die "kwok --version mismatch: $said"
   # The kwok binary has no built-in stages; kwokctl's defaults for its "binary" runtime are
   # node-initialize + node-heartbeat-with-lease + pod ready/complete/delete (see kwok's
   # pkg/kwokctl/runtime/cluster.go getDefaultNodeStages/getDefaultPodStages). Ship exactly those.
