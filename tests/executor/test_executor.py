@@ -8,12 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pitstop.audit import verify
 from pitstop.catalog import load_catalog
+from pitstop.errors import RunRefused
+from pitstop.executor.approvals import approve_step
 from pitstop.executor.core import Executor, RunResult
+from pitstop.executor.integrity import records
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from pitstop.executor.run import create_run, open_run
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
@@ -124,11 +128,31 @@ def test_approval_pauses_then_resumes(tmp_path: Path) -> None:
     result, twin, run = run_on_twin(tmp_path, fleet_doc(env="production"), policy_spec=policy)
     assert result.status == "paused" and "2 approval(s)" in result.reason
     first = run.plan.steps[0].id
-    run.journal.approve(first, "mallory")  # not an allowed approver: does not count
-    run.journal.approve(first, "alice")
-    assert Executor(run, twin).execute().status == "paused"
-    run.journal.approve(first, "bob")
+    with pytest.raises(RunRefused, match="alice, bob"):  # not an allowed approver: refused
+        approve_step(run, first, "mallory")
+    assert run.journal.approvals(first) == []
+    approve_step(run, first, "alice")
+    again = Executor(run, twin).execute()
+    assert again.status == "paused" and "has 1: alice" in again.reason
+    approve_step(run, first, "bob")
     assert Executor(run, twin).execute().status == "completed"
+
+
+def test_approvals_count_only_with_their_audit_record(tmp_path: Path) -> None:
+    """Approvals written into the journal by hand (no audit record, or another record's seq)
+    do not count: the step stays paused, and the pause names them as not counted."""
+    policy = {"approvals": [{"environment": "production", "required": 2,
+                             "approvers": ["alice", "bob"]}]}
+    result, twin, run = run_on_twin(tmp_path, fleet_doc(env="production"), policy_spec=policy)
+    assert result.status == "paused"
+    first = run.plan.steps[0].id
+    start = next(r for r in records(run) if r["action"] == "run-start")
+    run.journal.approve(first, "alice", 0.0, 0, "")
+    run.journal.approve(first, "bob", 0.0, int(start["seq"]), str(start["hash"]))
+    again = Executor(run, twin).execute()
+    assert again.status == "paused", again.reason
+    assert "has 0" in again.reason and "not counted: alice, bob" in again.reason
+    assert all(s.status != "done" for s in run.journal.steps())
 
 
 def test_no_step_starts_outside_the_window(tmp_path: Path) -> None:
@@ -252,7 +276,7 @@ def test_custom_metric_gate_rolls_back(tmp_path: Path) -> None:
         faults=[{"type": "canaryErrorRate", "cluster": "c1", "errorRate": 0.05}])
     assert result.status == "rolled-back", result.reason
     assert "error-budget" in result.reason
-    phases = {(g[1], g[2]) for g in run.journal.gates()}
+    phases = {(g.gate, g.phase) for g in run.journal.gates()}
     assert ("error-budget", "Failed") in phases
 
 
@@ -261,7 +285,7 @@ def test_custom_gate_on_a_missing_metric_is_an_error_not_a_failure(tmp_path: Pat
             "phases": ["control-plane"], "count": 1}
     result, _, run = run_on_twin(tmp_path, fleet_doc(), policy_spec={"gates": [gate]})
     assert result.status == "rolled-back"
-    assert ("p99", "Error") in {(g[1], g[2]) for g in run.journal.gates()}
+    assert ("p99", "Error") in {(g.gate, g.phase) for g in run.journal.gates()}
 
 
 def test_replace_strategy_surges_new_nodes_and_removes_old(tmp_path: Path) -> None:
@@ -314,7 +338,8 @@ def test_gate_timing_of_the_policy_sets_how_built_in_gates_measure(tmp_path: Pat
         assert result.status == "completed", result.reason
         canary = next(s for s in run.plan.steps if s.canary)
         rec = next(r for r in run.journal.steps() if r.step_id == canary.id)
-        n = sum(1 for g in run.journal.gates() if g[0] == canary.id and g[1] == "canary-analysis")
+        n = sum(1 for g in run.journal.gates() if g.step_id == canary.id
+                and g.gate == "canary-analysis")
         assert rec.started is not None and rec.finished is not None
         return n, rec.finished - rec.started
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pitstop.executor.approvals import approve_step
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.run import RunDir, create_run, open_run
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
@@ -187,7 +188,7 @@ def test_an_approval_in_one_cluster_pauses_the_wave_and_resume_finishes_it(
     audit = (run.path / "audit.jsonl").read_text()
     assert audit.count('"cluster-halted"') == 1  # c1; c3 was never taken up
     waiting = next(s for s in run.plan.steps if s.cluster == "c2" and s.requires_approval)
-    run.journal.approve(waiting.id, "cab", datetime.now(UTC).timestamp())
+    approve_step(run, waiting.id, "cab", at=datetime.now(UTC).timestamp())
     again = open_run(run.path)
     twin2 = Twin.open(run.path / "twin.sqlite")
     twin2.subscribe(lambda: seen.extend(twin2.check_invariants()))

@@ -20,6 +20,7 @@ from typing import Any
 from pitstop.catalog import load_catalog
 from pitstop.cli.runs import describe_stalls, execute, report_data, start_run
 from pitstop.config import load_documents
+from pitstop.executor.approvals import approve_step
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 from pitstop.report.html import write_report
@@ -111,9 +112,7 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
         need = next(a for a in plan_ok.approvals
                     if waiting.step_id.startswith(a.cluster + "/"))
         for who in need.approvers[:need.required]:
-            run2.journal.approve(waiting.step_id, who, twin2.clock.now())
-            run2.audit.append(run2.run_id, who, "approve", "demo: change board approves",
-                              waiting.step_id, at=twin2.clock.now())
+            approve_step(run2, waiting.step_id, who, at=twin2.clock.now())
         approvals.append(f"{need.cluster}: approved by {', '.join(need.approvers)}")
         say(f"   paused for approval of {need.cluster}; approved by "
             f"{', '.join(need.approvers[:need.required])}; resuming")

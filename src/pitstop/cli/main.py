@@ -486,13 +486,9 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
       pitstop inventory --context kwok --out live.yaml
       pitstop apply -f live.yaml -f policy.yaml --target kubernetes=1.36.3 --backend kube
     """
-    from pitstop.cli.runs import (
-        start_hosts_kube_run,
-        start_hosts_run,
-        start_kube_run,
-        start_run,
-    )
+    from pitstop.cli.runs import begin_run, prepare
     from pitstop.errors import RunRefused
+    from pitstop.kinds import RunOptions
 
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:
@@ -500,21 +496,19 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
             f"{f.code} ({f.cluster or 'fleet'}): {f.message}" + (f" Fix: {f.fix}" if f.fix
                                                                    else "")
             for f in plan_.blocking) + " — fix these (`pitstop plan` shows how) before applying")
-    if not yes and not click.confirm(f"apply {len(plan_.steps)} steps to "
-                                     f"{len(cfg.fleet.spec.clusters)} cluster(s)?"):
+    options = RunOptions(Path(runs_dir), mode="apply", now=now, seed=seed,
+                         kubeconfig=kubeconfig, contexts=contexts, pool_label=pool_label,
+                         node_upgrader=node_upgrader, node_command=node_command,
+                         node_verify_timeout_s=node_verify_timeout,
+                         control_plane_command=cp_command, control_plane_addresses=cp_addresses)
+    prepared = prepare(backend_kind, cfg, plan_, options)  # every check; nothing made yet
+    clusters = sorted({s.cluster for s in plan_.steps})
+    verb = "rehearse" if backend_kind == "twin" else "apply"
+    click.echo(f"{verb} {len(plan_.steps)} steps to {len(clusters)} cluster(s) "
+               f"({', '.join(clusters)}) on {prepared.acts_on}")
+    if not yes and not click.confirm("go ahead?"):
         sys.exit(EXIT_BLOCKED)
-    if backend_kind == "hosts":
-        run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
-    elif backend_kind in ("kube", "hosts+kube"):
-        start = start_kube_run if backend_kind == "kube" else start_hosts_kube_run
-        run, backend = start(cfg, plan_, policy, Path(runs_dir), kubeconfig=kubeconfig,
-                             contexts=contexts, pool_label=pool_label,
-                             node_upgrader=node_upgrader, control_plane_command=cp_command,
-                             control_plane_addresses=cp_addresses, node_command=node_command,
-                             node_verify_timeout_s=node_verify_timeout)
-    else:
-        run, backend = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
-                                 faults=None, mode="apply")
+    run, backend = begin_run(backend_kind, cfg, plan_, policy, options, prepared=prepared)
     from pitstop.catalog import load_catalog
 
     # the live skew check reads the rules of the catalog the plan was made with
@@ -556,11 +550,13 @@ def resume(run_dir: str, poll_s: float) -> None:
     """Continue a run after a pause, an approval, or a crash: completed actions are not
     repeated, and none is skipped."""
     from pitstop.cli.runs import load_run, open_backend
+    from pitstop.executor.integrity import acting
 
     run = load_run(run_dir)
-    twin = open_backend(run)
-    result = _execute_with_progress(run, twin, poll_s)
-    _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}")
+    with acting(run, "resume"):  # one process at a time; the run's files checked first
+        twin = open_backend(run)
+        result = _execute_with_progress(run, twin, poll_s)
+        _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}")
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
@@ -600,8 +596,7 @@ def _request(run_dir: str, what: str, reason: str) -> None:
     run = load_run(run_dir)
     run.journal.set("request", what)
     run.journal.set("request_reason", reason)
-    run.audit.append(run.run_id, os.environ.get("USER", "operator"), f"request-{what}", reason,
-                     run.run_id)
+    run.record(os.environ.get("USER", "operator"), f"request-{what}", reason, run.run_id)
     click.echo(f"{what} requested for run {run.run_id}; the executor acts on it at its next "
                "safe point")
 
@@ -633,20 +628,12 @@ def abort(run_dir: str, reason: str) -> None:
 def approve(run_dir: str, step_id: str, approver: str) -> None:
     """Approve a step that waits for approval; then `pitstop resume RUN`."""
     from pitstop.cli.runs import load_run
+    from pitstop.executor.approvals import approve_step
 
     run = load_run(run_dir)
-    try:
-        run.journal.step(step_id)
-    except KeyError:
-        from pitstop.errors import ConfigError, ConfigProblem
-
-        raise ConfigError([ConfigProblem("--step", None, "", f"no step {step_id!r} in run "
-                                         f"{run.run_id}.", "copy the id from `pitstop status`.")
-                           ]) from None
-    run.journal.approve(step_id, approver)
-    run.audit.append(run.run_id, approver, "approve", f"approved step {step_id}", step_id)
-    click.echo(f"{approver} approved {step_id}; approvals: "
-               + ", ".join(run.journal.approvers(step_id)))
+    got = approve_step(run, step_id, approver)  # refused: not listed, or needs no approval
+    click.echo(f"{approver} approved {step_id}; approvals {len(got.counted)} of "
+               f"{got.required}: " + ", ".join(got.counted))
 
 
 @main.command()
@@ -656,32 +643,66 @@ def approve(run_dir: str, step_id: str, approver: str) -> None:
               help="Also restore etcd where the wave upgraded members: the wave's verified "
               "pre-upgrade snapshot into a new cluster of the old version. Every write since the "
               "snapshot is lost. Without it, the command prints which snapshot and how.")
+@click.option("--undo-completed", is_flag=True,
+              help="Roll back a run that completed (refused without it: a completed upgrade "
+              "is undone only when asked for in so many words).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @_guard
-def rollback(run_dir: str, wave: str | None, restore_etcd: bool) -> None:
-    """Roll the current wave of a paused run back to its last known-good versions."""
-    from pitstop.cli.runs import load_run, open_backend
+def rollback(run_dir: str, wave: str | None, restore_etcd: bool, undo_completed: bool,
+             yes: bool) -> None:
+    """Roll a wave of a paused or rolled-back run back to its last known-good versions: shows
+    exactly what it will undo (and what it keeps), then asks."""
+    from pitstop.cli.runs import describe_backend, load_run, open_backend
+    from pitstop.errors import RunRefused
+    from pitstop.executor.context import Stop
     from pitstop.executor.core import Executor
+    from pitstop.executor.integrity import acting
+    from pitstop.executor.vocabulary import RunStatus, StepStatus
 
     run = load_run(run_dir)
-    twin = open_backend(run)
-    if wave is None:
-        started = [s for s in run.journal.steps() if s.status != "pending"]
-        by_id = {s.id: s for s in run.plan.steps}
-        wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
-    from pitstop.executor.core import _Stop
-
-    ex = Executor(run, twin)
-    try:
-        summary = ex.rollback_wave(wave, "rollback requested by an operator",
-                                   restore_etcd=restore_etcd)
-    except _Stop as stop:
-        run.journal.set("status", stop.status)
-        run.journal.set("reason", stop.reason)
-        click.echo(f"rollback of wave {wave} could not finish: {stop.reason}", err=True)
-        sys.exit(EXIT_BLOCKED)
-    run.journal.set("status", "rolled-back")
-    run.journal.set("reason", f"wave {wave}: {summary}")
-    click.echo(f"wave {wave}: {summary}")
+    status = run.journal.get("status")
+    if status == RunStatus.COMPLETED and not undo_completed:
+        raise RunRefused(f"run {run.run_id} completed: every step done and the fleet where the "
+                         "plan ends. Rolling it back undoes a finished upgrade; to do that, say "
+                         "so: `pitstop rollback ... --undo-completed` (it shows what it will "
+                         "undo and asks)")
+    with acting(run, "rollback"):
+        backend = open_backend(run)
+        if wave is None:
+            started = [s for s in run.journal.steps() if s.status != StepStatus.PENDING]
+            by_id = {s.id: s for s in run.plan.steps}
+            wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
+        if wave not in {w.name for w in run.plan.waves}:
+            raise RunRefused(f"run {run.run_id} has no wave {wave!r}; its waves: "
+                             + ", ".join(w.name for w in run.plan.waves))
+        ex = Executor(run, backend)
+        plan = ex.plan_rollback(wave, restore_etcd=restore_etcd)
+        click.echo(f"rollback of wave {wave} of run {run.run_id} ({status}) on "
+                   f"{describe_backend(run)} will:")
+        for line in plan.describe():
+            click.echo(f"  - {line}")
+        if plan.empty:
+            click.echo("nothing to do")
+            return
+        if not yes and not click.confirm("roll back?"):
+            click.echo("nothing was done")
+            sys.exit(EXIT_BLOCKED)
+        if restore_etcd and not yes and any(e.members and e.snapshot for e in plan.etcd) and \
+                not click.confirm("restore etcd from the snapshot and lose every write made "
+                                  "since it was taken?"):
+            click.echo("nothing was done")
+            sys.exit(EXIT_BLOCKED)
+        try:
+            summary = ex.rollback_wave(wave, "rollback requested by an operator",
+                                       restore_etcd=restore_etcd, plan=plan)
+        except Stop as stop:
+            run.journal.set("status", stop.status)
+            run.journal.set("reason", stop.reason)
+            click.echo(f"rollback of wave {wave} could not finish: {stop.reason}", err=True)
+            sys.exit(EXIT_BLOCKED)
+        run.journal.set("status", RunStatus.ROLLED_BACK)
+        run.journal.set("reason", f"wave {wave}: {summary}")
+        click.echo(f"wave {wave}: {summary}")
 
 
 @main.group()

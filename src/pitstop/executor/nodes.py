@@ -1,11 +1,13 @@
-"""Node jobs: one node's cordon → drain → upgrade → Ready → uncordon, as a state machine the
-executor advances with fresh observations, many nodes at once.
+"""Node jobs: one node's cordon → drain → upgrade → Ready → uncordon (or, for the replace
+strategy, add a new node → Ready → cordon and drain the old one → remove it), as state
+machines the executor advances with fresh observations, many nodes at once.
 
-Every mutation is journaled as an intent before it is made and an outcome after. A job rebuilt
-after a crash reads the journal and the fleet: a step whose operation was started is polled by
-its key (the backend returns the existing operation — nothing is started twice); an eviction
-whose pod is still there and not deleting was never accepted and is sent again; a pod that is
-deleting or gone is not touched.
+A job reads the fleet through a :class:`~pitstop.executor.effects.FleetView` and changes it only
+through :class:`~pitstop.executor.effects.Effects`, which journals every effect (intent before,
+outcome after) — no job holds the backend itself. A job rebuilt after a crash reads the journal
+and the fleet: an operation that was started is polled by its key (the backend returns the
+existing operation — nothing is started twice); an eviction whose pod is still there and not
+deleting was never accepted and is asked again; a pod that is deleting or gone is not touched.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pitstop.backend import (
     AddNode,
-    Backend,
     ClusterObservation,
     EvictionResult,
     NodeObservation,
@@ -28,25 +28,44 @@ from pitstop.backend import (
     UpgradeComponent,
 )
 from pitstop.drain import Drainer, DrainOptions, DrainState, pdbs_selecting
+from pitstop.executor.effects import Effects
+from pitstop.executor.vocabulary import Act
 from pitstop.planner.plan import Change
 
-if TYPE_CHECKING:
-    from pitstop.executor.journal import Journal
-
-__all__ = ["CORDON_ANNOTATION", "JobState", "NodeJob", "ReplaceJob", "ReplaceState"]
+__all__ = ["CORDON_ANNOTATION", "JobContext", "JobState", "NodeJob", "ReplaceJob"]
 
 CORDON_ANNOTATION = "pitstop.dev/cordoned"
 
 
 class JobState(StrEnum):
+    ADD = "add"  # replace: the new node is being added
+    WAIT_READY = "wait-ready"  # replace: until the new node is Ready
     CORDON = "cordon"
     DRAIN = "drain"
     UPGRADE = "upgrade"
     READY = "ready"
     UNCORDON = "uncordon"
+    REMOVE = "remove"  # replace: the old node is being removed
     DONE = "done"
     FAILED = "failed"
     BLOCKED = "blocked"  # drain timed out or refused: the node stays cordoned, annotated why
+
+    @property
+    def ended(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.BLOCKED)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job of one step shares."""
+
+    effects: Effects
+    run_id: str
+    step_id: str
+    cluster: str
+
+    def now(self) -> float:
+        return self.effects.clock.now()
 
 
 def _version_of(node_component: str, obs_node: NodeObservation | None) -> str | None:
@@ -58,11 +77,7 @@ class NodeJob:
     """``changes`` are applied in order on the drained node (``drain=False``: in place, for a
     runtime patch whose containers survive the restart)."""
 
-    backend: Backend
-    journal: Journal
-    run_id: str
-    step_id: str
-    cluster: str
+    ctx: JobContext
     node: str
     changes: tuple[Change, ...]
     drain_options: DrainOptions
@@ -76,44 +91,42 @@ class NodeJob:
     blocking_pdbs: list[str] = field(default_factory=list)
     _drainer: Drainer | None = None
     _change: int = 0
-    _ready_since: float | None = None
     _upgraded_at: float | None = None
     _open_evictions: dict[str, int] = field(default_factory=dict)  # pod uid -> journal seq
     _polling: set[str] = field(default_factory=set)  # operation keys started by this process
     _pdbs: tuple[PdbObservation, ...] = ()  # of the observation being acted on: names refusals
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _now(self) -> float:
-        return self.backend.clock.now()
-
-    def _act(self, kind: str, detail: dict[str, object]) -> int:
-        return self.journal.intent(self.step_id, kind, self.node, detail, self._now())
-
-    def _done(self, seq: int, outcome: str, detail: dict[str, object] | None = None) -> None:
-        self.journal.outcome(seq, outcome, detail, self._now())
+    @property
+    def effects(self) -> Effects:
+        return self.ctx.effects
 
     def op_key(self, i: int) -> str:
         c = self.changes[i]
-        return f"{self.run_id}/{self.step_id}/{self.node}/{i}/{c.component}/{c.to_version}"
+        return f"{self.ctx.run_id}/{self.ctx.step_id}/{self.node}/{i}/{c.component}/{c.to_version}"
 
     # -- resume ------------------------------------------------------------------------------
     def recover(self) -> None:
         """Rebuild progress from the journal after a restart."""
         done_ops = set()
-        for a in self.journal.actions(self.step_id):
+        for a in self.effects.journal.actions(self.ctx.step_id):
             if a.target != self.node:
                 continue
-            if a.kind == "node-done" and a.outcome == "ok":
+            if a.kind == Act.NODE_DONE and a.outcome == "ok":
                 self.state = JobState.DONE
                 return
-            if a.kind == "upgrade-done" and a.outcome == "succeeded":
+            if a.kind == Act.UPGRADE_DONE and a.outcome == str(OperationState.SUCCEEDED):
                 done_ops.add(a.detail.get("key"))
-            if a.kind == "evict" and a.outcome is None:
+            if a.kind == Act.EVICT and a.outcome is None:
                 self._open_evictions[str(a.detail.get("uid"))] = a.seq
         while self._change < len(self.changes) and self.op_key(self._change) in done_ops:
             self._change += 1
         if self._change > 0:
             self.state = JobState.UPGRADE
+
+    def _new_drainer(self, options: DrainOptions) -> Drainer:
+        return Drainer(self.effects.backend, self.ctx.cluster, self.node, options,
+                       started=self.ctx.now(), on_evict=self._on_evict,
+                       on_evicted=self._on_evicted)
 
     # -- the machine -----------------------------------------------------------------------
     def advance(self, obs: ClusterObservation) -> JobState:
@@ -124,114 +137,106 @@ class NodeJob:
             return self.state
         if self.state is JobState.CORDON:
             if self.drain and not node.unschedulable:
-                seq = self._act("cordon", {})
-                self.backend.cordon(self.cluster, self.node, f"pitstop {self.step_id}")
-                self.backend.annotate(self.cluster, self.node, CORDON_ANNOTATION,
-                                      f"run {self.run_id} step {self.step_id}: upgrading")
-                self._done(seq, "ok")
+                self.effects.cordon(self.ctx.step_id, self.ctx.cluster, self.node,
+                                    f"pitstop {self.ctx.step_id}", (CORDON_ANNOTATION,
+                                    f"run {self.ctx.run_id} step {self.ctx.step_id}: upgrading"))
             self.state = JobState.DRAIN if self.drain else JobState.UPGRADE
-            self._drainer = Drainer(self.backend, self.cluster, self.node, self.drain_options,
-                                    started=self._now(), on_evict=self._on_evict,
-                                    on_evicted=self._on_evicted)
-        if self.state is JobState.DRAIN:
-            self._settle_open_evictions(obs)
-            if self._drainer is None:
-                self._drainer = Drainer(self.backend, self.cluster, self.node,
-                                        self.drain_options, started=self._now(),
-                                        on_evict=self._on_evict, on_evicted=self._on_evicted)
-            status = self._drainer.advance(obs)
-            if status.state is DrainState.DONE:
-                self.state = JobState.DONE if self.drain_only else JobState.UPGRADE
-                if self.drain_only:
-                    return self.state
-            elif status.state in (DrainState.TIMED_OUT, DrainState.FAILED) and (
-                    self.force_after_timeout and not self.forced):
-                # the policy allows forcing, but only once the drain timeout has passed
-                started = self._drainer.started
-                if self._now() - started < self.drain_options.timeout_s:
-                    self._drainer.status.state = DrainState.RUNNING  # keep waiting
-                    return self.state
-                seq = self._act("force", {"reason": status.message,
-                                          "pods": status.remaining})
-                self.forced = True
-                self._drainer = Drainer(
-                    self.backend, self.cluster, self.node,
-                    replace(self.drain_options, force=True, disable_eviction=True),
-                    started=self._now(), on_evict=self._on_evict, on_evicted=self._on_evicted)
-                self._done(seq, "forced", {"pods": status.remaining})
-                return self.state
-            elif status.state in (DrainState.TIMED_OUT, DrainState.FAILED):
-                self.state = JobState.BLOCKED
-                self.message = status.message
-                self.blocking_pdbs = status.blocking_pdbs
-                self.backend.annotate(self.cluster, self.node, CORDON_ANNOTATION,
-                                      f"run {self.run_id} step {self.step_id}: paused — "
-                                      f"{status.message}")
-                return self.state
-            else:
-                return self.state
-        if self.state is JobState.UPGRADE:
-            while self._change < len(self.changes):
-                key = self.op_key(self._change)
-                c = self.changes[self._change]
-                if key not in self._polling and _version_of(c.component, node) == c.to_version:
-                    # already there (a rollback of a node whose upgrade failed part-way, or a
-                    # component that never moved): nothing to do
-                    self._change += 1
-                    continue
-                if key in self._polling:
-                    op = self.backend.poll(self.cluster, key)
-                else:
-                    # start is idempotent by key: after a crash this returns the operation
-                    # already running (or finished) instead of starting it again
-                    seq = self._act("upgrade", {"key": key, "component": c.component,
-                                                "from": c.from_version, "to": c.to_version})
-                    op = self.backend.start(self.cluster, key, UpgradeComponent(
-                        self.node, c.component, c.to_version))
-                    self._done(seq, "started", {"key": key, "state": str(op.state)})
-                    self._polling.add(key)
-                if op.state is OperationState.RUNNING:
-                    return self.state
-                seq = self._act("upgrade-done", {"key": key})
-                if op.state is OperationState.FAILED:
-                    self._done(seq, "failed", {"message": op.message})
-                    self.state = JobState.FAILED
-                    self.message = (f"{c.component} {c.from_version} → {c.to_version} failed on "
-                                    f"{self.node}: {op.message}")
-                    return self.state
-                self._done(seq, "succeeded", {"key": key})
-                self._change += 1
-            self.state = JobState.READY
-            self._upgraded_at = self._now()
+            self._drainer = self._new_drainer(self.drain_options)
+        if self.state is JobState.DRAIN and not self._drain(obs):
+            return self.state
+        if self.state is JobState.UPGRADE and not self._upgrade(node):
+            return self.state
         if self.state is JobState.READY:
             want = {c.component: c.to_version for c in self.changes}
             at_version = all(_version_of(comp, node) == ver for comp, ver in want.items())
-            if node.ready and at_version:
-                self.state = JobState.UNCORDON
-            else:
-                since = self._upgraded_at if self._upgraded_at is not None else self._now()
+            if not (node.ready and at_version):
                 if self._upgraded_at is None:
-                    self._upgraded_at = since
-                if self._now() - since > self.ready_timeout_s:
+                    self._upgraded_at = self.ctx.now()
+                if self.ctx.now() - self._upgraded_at > self.ready_timeout_s:
                     self.state = JobState.FAILED
-                    self.message = (f"{self.node} did not become Ready at the new versions within "
-                                    f"{self.ready_timeout_s:.0f}s")
+                    self.message = (f"{self.node} did not become Ready at the new versions "
+                                    f"within {self.ready_timeout_s:.0f}s")
                 return self.state
+            self.state = JobState.UNCORDON
         if self.state is JobState.UNCORDON:
             if node.unschedulable and self.drain:
-                seq = self._act("uncordon", {})
-                self.backend.uncordon(self.cluster, self.node)
-                self.backend.annotate(self.cluster, self.node, CORDON_ANNOTATION, None)
-                self._done(seq, "ok")
-            seq = self._act("node-done", {"changes": [c.to_dict() for c in self.changes]})
-            self._done(seq, "ok")
+                self.effects.uncordon(self.ctx.step_id, self.ctx.cluster, self.node,
+                                      CORDON_ANNOTATION)
+            self.effects.record(self.ctx.step_id, Act.NODE_DONE, self.node, "ok",
+                                {"changes": [c.to_dict() for c in self.changes]})
             self.state = JobState.DONE
         return self.state
 
+    def _drain(self, obs: ClusterObservation) -> bool:
+        """Advance the drain; True once the node is empty and the job moves on."""
+        self._settle_open_evictions(obs)
+        if self._drainer is None:
+            self._drainer = self._new_drainer(self.drain_options)
+        status = self._drainer.advance(obs)
+        if status.state is DrainState.DONE:
+            self.state = JobState.DONE if self.drain_only else JobState.UPGRADE
+            return not self.drain_only
+        if status.state not in (DrainState.TIMED_OUT, DrainState.FAILED):
+            return False
+        if self.force_after_timeout and not self.forced:
+            # the policy allows forcing, but only once the drain timeout has passed
+            if self.ctx.now() - self._drainer.started < self.drain_options.timeout_s:
+                self._drainer.status.state = DrainState.RUNNING  # keep waiting
+                return False
+            self.effects.record(self.ctx.step_id, Act.FORCE, self.node, "forced",
+                                {"reason": status.message, "pods": status.remaining},
+                                {"pods": status.remaining})
+            self.forced = True
+            self._drainer = self._new_drainer(
+                replace(self.drain_options, force=True, disable_eviction=True))
+            return False
+        self.state = JobState.BLOCKED
+        self.message = status.message
+        self.blocking_pdbs = status.blocking_pdbs
+        self.effects.annotate(self.ctx.step_id, self.ctx.cluster, self.node, CORDON_ANNOTATION,
+                              f"run {self.ctx.run_id} step {self.ctx.step_id}: paused — "
+                              f"{status.message}")
+        return False
+
+    def _upgrade(self, node: NodeObservation) -> bool:
+        """Start or poll the next change; True once every change succeeded."""
+        while self._change < len(self.changes):
+            key = self.op_key(self._change)
+            c = self.changes[self._change]
+            if key not in self._polling and _version_of(c.component, node) == c.to_version:
+                # already there (a rollback of a node whose upgrade failed part-way, or a
+                # component that never moved): nothing to do
+                self._change += 1
+                continue
+            if key in self._polling:
+                op = self.effects.view.poll(self.ctx.cluster, key)
+            else:
+                op = self.effects.start(
+                    self.ctx.step_id, self.ctx.cluster, Act.UPGRADE, self.node, key,
+                    UpgradeComponent(self.node, c.component, c.to_version),
+                    {"component": c.component, "from": c.from_version, "to": c.to_version})
+                self._polling.add(key)
+            if op.state is OperationState.RUNNING:
+                return False
+            if op.state is OperationState.FAILED:
+                self.effects.record(self.ctx.step_id, Act.UPGRADE_DONE, self.node, "failed",
+                                    {"key": key}, {"message": op.message})
+                self.state = JobState.FAILED
+                self.message = (f"{c.component} {c.from_version} → {c.to_version} failed on "
+                                f"{self.node}: {op.message}")
+                return False
+            self.effects.record(self.ctx.step_id, Act.UPGRADE_DONE, self.node,
+                                str(OperationState.SUCCEEDED), {"key": key}, {"key": key})
+            self._change += 1
+        self.state = JobState.READY
+        self._upgraded_at = self.ctx.now()
+        return True
+
     # -- evictions, journaled --------------------------------------------------------------
     def _on_evict(self, pod: PodObservation, how: str) -> None:
-        self._open_evictions[pod.uid] = self._act(
-            "evict", {"pod": pod.key, "uid": pod.uid, "how": how})
+        self._open_evictions[pod.uid] = self.effects.journal.intent(
+            self.ctx.step_id, Act.EVICT, self.node, {"pod": pod.key, "uid": pod.uid, "how": how},
+            self.ctx.now())
 
     def _on_evicted(self, pod: PodObservation, answer: EvictionResult) -> None:
         seq = self._open_evictions.pop(pod.uid, None)
@@ -240,7 +245,7 @@ class NodeJob:
             if answer in (EvictionResult.BUDGET_EXHAUSTED, EvictionResult.MULTIPLE_PDBS):
                 # which budgets said no: the report's drain stalls name them
                 detail["pdbs"] = [b.key for b in pdbs_selecting(pod, self._pdbs)]
-            self._done(seq, str(answer), detail)
+            self.effects.journal.outcome(seq, str(answer), detail, self.ctx.now())
 
     def _settle_open_evictions(self, obs: ClusterObservation) -> None:
         """An eviction journaled before a crash without an answer: if the pod is gone or
@@ -251,137 +256,126 @@ class NodeJob:
         by_uid = {p.uid: p for p in obs.pods}
         for uid, seq in list(self._open_evictions.items()):
             pod = by_uid.get(uid)
-            if pod is None or pod.deleting:
-                self._done(seq, "settled-accepted", {"observed": "gone" if pod is None
-                                                     else "deleting"})
-            else:
-                self._done(seq, "settled-not-accepted", {"observed": "present"})
+            gone = pod is None or pod.deleting
+            self.effects.settle_eviction(seq, gone, "gone" if pod is None else
+                                         "deleting" if gone else "present")
             del self._open_evictions[uid]
-
-
-class ReplaceState(StrEnum):
-    ADD = "add"
-    WAIT_READY = "wait-ready"
-    CORDON = "cordon"
-    DRAIN = "drain"
-    REMOVE = "remove"
-    DONE = "done"
-    FAILED = "failed"
-    BLOCKED = "blocked"
 
 
 @dataclass
 class ReplaceJob:
     """The ``replace`` strategy for one node: a new node at the new versions joins the pool
-    (surge), becomes Ready, then the old node is cordoned, drained and removed. Same journal
-    discipline as :class:`NodeJob`; operations are idempotent by key."""
+    (surge), becomes Ready, then the old node is cordoned, drained and removed. Each operation
+    is started once (journaled), then polled: an AddNode that fails after it started fails the
+    job at once, not after the Ready timeout."""
 
-    backend: Backend
-    journal: Journal
-    run_id: str
-    step_id: str
-    cluster: str
+    ctx: JobContext
     node: str
     pool: str
     changes: tuple[Change, ...]
     drain_options: DrainOptions
     ready_timeout_s: float = 900.0
-    state: ReplaceState = ReplaceState.ADD
+    state: JobState = JobState.ADD
     message: str = ""
     blocking_pdbs: list[str] = field(default_factory=list)
     _drain: NodeJob | None = None
     _since: float | None = None
+    _removing: bool = False  # the RemoveNode was started by this process: poll it
+
+    @property
+    def effects(self) -> Effects:
+        return self.ctx.effects
 
     @property
     def new_name(self) -> str:
-        digest = hashlib.blake2b(f"{self.run_id}/{self.step_id}".encode(), digest_size=3)
+        digest = hashlib.blake2b(f"{self.ctx.run_id}/{self.ctx.step_id}".encode(), digest_size=3)
         return f"{self.node}-r{digest.hexdigest()}"
 
     def _key(self, what: str) -> str:
-        return f"{self.run_id}/{self.step_id}/{self.node}/{what}"
+        return f"{self.ctx.run_id}/{self.ctx.step_id}/{self.node}/{what}"
 
     def recover(self) -> None:
-        kinds = {(a.kind, a.outcome) for a in self.journal.actions(self.step_id)
+        kinds = {(a.kind, a.outcome) for a in self.effects.journal.actions(self.ctx.step_id)
                  if a.target == self.node}
-        if ("node-done", "ok") in kinds:
-            self.state = ReplaceState.DONE
-        elif ("replace-ready", "ok") in kinds:
-            self.state = ReplaceState.CORDON
+        if (Act.NODE_DONE, "ok") in kinds:
+            self.state = JobState.DONE
+        elif (Act.REPLACE_READY, "ok") in kinds:
+            self.state = JobState.CORDON
+        # otherwise from ADD: a start journaled before the restart is not journaled again, and
+        # the backend returns the operation it already runs (idempotent by key)
 
-    def _op(self, what: str, action: AddNode | RemoveNode) -> OperationState:
-        key = self._key(what)
-        seq = self.journal.intent(self.step_id, f"replace-{what}", self.node,
-                                  {"key": key, "new": self.new_name}, self.backend.clock.now())
-        op = self.backend.start(self.cluster, key, action)  # idempotent by key
-        self.journal.outcome(seq, str(op.state), {"message": op.message},
-                             self.backend.clock.now())
-        if op.state is OperationState.FAILED:
-            self.message = f"{what} for {self.node} failed: {op.message}"
-        return op.state
+    def _start(self, what: str, kind: Act, action: AddNode | RemoveNode) -> OperationState:
+        op = self.effects.start(self.ctx.step_id, self.ctx.cluster, kind, self.node,
+                                self._key(what), action, {"new": self.new_name})
+        return self._judge(what, op.state, op.message)
 
-    def advance(self, obs: ClusterObservation) -> ReplaceState:
+    def _poll(self, what: str) -> OperationState:
+        op = self.effects.view.poll(self.ctx.cluster, self._key(what))
+        return self._judge(what, op.state, op.message)
+
+    def _judge(self, what: str, state: OperationState, message: str) -> OperationState:
+        if state is OperationState.FAILED:
+            self.state = JobState.FAILED
+            self.message = f"{what} for {self.node} failed: {message}"
+        return state
+
+    def advance(self, obs: ClusterObservation) -> JobState:
         old = obs.node(self.node)
-        if self.state is ReplaceState.ADD:
+        if self.state is JobState.ADD:
             if old is None:
-                self.state, self.message = ReplaceState.FAILED, f"node {self.node} is gone"
+                self.state, self.message = JobState.FAILED, f"node {self.node} is gone"
                 return self.state
             final = {c.component: c.to_version for c in self.changes}
-            state = self._op("add", AddNode(
-                pool=self.pool, name=self.new_name,
-                kubelet=final.get("kubelet", old.kubelet), runtime=old.runtime,
-                runtime_version=final.get(old.runtime, old.runtime_version)))
-            if state is OperationState.FAILED:
-                self.state = ReplaceState.FAILED
+            if self._start("add", Act.REPLACE_ADD, AddNode(
+                    pool=self.pool, name=self.new_name,
+                    kubelet=final.get("kubelet", old.kubelet), runtime=old.runtime,
+                    runtime_version=final.get(old.runtime, old.runtime_version))
+                    ) is OperationState.FAILED:
                 return self.state
-            self.state = ReplaceState.WAIT_READY
-            self._since = self.backend.clock.now()
-        if self.state is ReplaceState.WAIT_READY:
+            self.state = JobState.WAIT_READY
+            self._since = self.ctx.now()
+        if self.state is JobState.WAIT_READY:
             new = obs.node(self.new_name)
             if new is not None and new.ready:
-                seq = self.journal.intent(self.step_id, "replace-ready", self.node,
-                                          {"new": self.new_name}, self.backend.clock.now())
-                self.journal.outcome(seq, "ok", None, self.backend.clock.now())
-                self.state = ReplaceState.CORDON
+                self.effects.record(self.ctx.step_id, Act.REPLACE_READY, self.node, "ok",
+                                    {"new": self.new_name})
+                self.state = JobState.CORDON
             else:
+                if self._poll("add") is OperationState.FAILED:
+                    return self.state
                 if self._since is None:
-                    self._since = self.backend.clock.now()
-                if self.backend.clock.now() - self._since > self.ready_timeout_s:
-                    self.state = ReplaceState.FAILED
+                    self._since = self.ctx.now()
+                if self.ctx.now() - self._since > self.ready_timeout_s:
+                    self.state = JobState.FAILED
                     self.message = (f"replacement {self.new_name} for {self.node} did not "
                                     f"become Ready within {self.ready_timeout_s:.0f}s")
                 return self.state
-        if self.state in (ReplaceState.CORDON, ReplaceState.DRAIN):
+        if self.state in (JobState.CORDON, JobState.DRAIN):
             if old is None:  # removed before a restart: nothing left to drain
-                self.state = ReplaceState.REMOVE
+                self.state = JobState.REMOVE
             else:
                 if self._drain is None:
                     # cordon + drain of the old node, no component change
-                    self._drain = NodeJob(self.backend, self.journal, self.run_id,
-                                          self.step_id, self.cluster, self.node, (),
-                                          self.drain_options, drain_only=True)
+                    self._drain = NodeJob(self.ctx, self.node, (), self.drain_options,
+                                          drain_only=True)
                     self._drain.recover()
                 st = self._drain.advance(obs)
-                if st is JobState.BLOCKED:
-                    self.state, self.message = ReplaceState.BLOCKED, self._drain.message
+                if st in (JobState.BLOCKED, JobState.FAILED):
+                    self.state, self.message = st, self._drain.message
                     self.blocking_pdbs = self._drain.blocking_pdbs
                     return self.state
-                if st is JobState.FAILED:
-                    self.state, self.message = ReplaceState.FAILED, self._drain.message
-                    return self.state
                 if self._drain.state in (JobState.DRAIN, JobState.CORDON):
-                    self.state = ReplaceState.DRAIN
+                    self.state = JobState.DRAIN
                     return self.state
-                self.state = ReplaceState.REMOVE
-        if self.state is ReplaceState.REMOVE:
+                self.state = JobState.REMOVE
+        if self.state is JobState.REMOVE:
             if old is not None:
-                state = self._op("remove", RemoveNode(self.node))
-                if state is OperationState.FAILED:
-                    self.state = ReplaceState.FAILED
-                    return self.state
-                if state is OperationState.RUNNING:
-                    return self.state
-            seq = self.journal.intent(self.step_id, "node-done", self.node,
-                                      {"replaced-by": self.new_name}, self.backend.clock.now())
-            self.journal.outcome(seq, "ok", None, self.backend.clock.now())
-            self.state = ReplaceState.DONE
+                removed = (self._poll("remove") if self._removing else
+                           self._start("remove", Act.REPLACE_REMOVE, RemoveNode(self.node)))
+                self._removing = True
+                if removed is not OperationState.SUCCEEDED:
+                    return self.state  # FAILED (state set) or still running
+            self.effects.record(self.ctx.step_id, Act.NODE_DONE, self.node, "ok",
+                                {"replaced-by": self.new_name})
+            self.state = JobState.DONE
         return self.state
