@@ -66,7 +66,7 @@ def test_a_custom_gate_meeting_neither_condition_is_inconclusive_and_pauses(
         f"step {step.id}: gate inconclusive — error-budget Inconclusive (error_rate = 0.05: "
         "neither 'result <= 0.01' nor 'result > 0.1' holds); nodes-ready Successful; "
         "workloads-available Successful."), result.reason
-    assert ("error-budget", "Inconclusive") in {(g[1], g[2]) for g in run.journal.gates()}
+    assert ("error-budget", "Inconclusive") in {(g.gate, g.phase) for g in run.journal.gates()}
     # nothing was rolled back: the upgraded nodes stay upgraded, waiting for a person
     upgraded = [n for n in twin.observe("c1").nodes if n.kubelet == "1.36.5"]
     assert upgraded and all(not n.unschedulable for n in upgraded)
@@ -86,7 +86,7 @@ def test_a_custom_gate_on_a_missing_metric_is_an_error_not_a_failure(tmp_path: P
     assert result.reason.startswith(
         f"step {first}: p99 Error (5 errors in a row; last: cannot tell: no latency_p99_ms "
         "reported); apiserver-ready Successful;"), result.reason
-    phases = [g[2] for g in run.journal.gates() if g[1] == "p99"]
+    phases = [g.phase for g in run.journal.gates() if g.gate == "p99"]
     assert phases == ["Error"] * 5  # consecutiveErrorLimit 4: the fifth in a row decides
     assert "Failed" not in result.reason
 

@@ -3,12 +3,13 @@ simulated copy of the fleet, its state in the run directory's ``twin.sqlite``.""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pitstop.backend import Backend
-from pitstop.errors import ConfigError, ConfigProblem
+from pitstop.backend import Backend, BackendError
+from pitstop.errors import ConfigError, ConfigProblem, RunDamaged
 from pitstop.kinds.api import Prepared, RunOptions
 from pitstop.twin import Twin
 
@@ -42,7 +43,12 @@ class TwinKind:
         return Prepared(record, make, self.describe(record))
 
     def reopen(self, run: RunDir) -> Backend:
-        return Twin.open(run.path / str(run.backend.get("state", STATE_FILE)))
+        path = run.path / str(run.backend.get("state", STATE_FILE))
+        try:
+            return Twin.open(path)
+        except (sqlite3.DatabaseError, BackendError, KeyError, ValueError) as exc:
+            raise RunDamaged(f"{path}: the twin's state cannot be read ({exc}). Fix: restore it "
+                             "from a backup; nothing was done") from None
 
     def describe(self, record: dict[str, Any]) -> str:
         return (f"the twin (a rehearsal in virtual time, seed {record.get('seed', 1)}): no real "

@@ -55,6 +55,11 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         if create:
             self.db.executescript(_SCHEMA)
+        else:  # a damaged file is refused when opened, not found out half-way through a run
+            ok = self.db.execute("PRAGMA quick_check").fetchone()
+            if ok is None or ok[0] != "ok":
+                self.db.close()
+                raise sqlite3.DatabaseError(f"{path}: damaged ({ok[0] if ok else '?'})")
 
     def close(self) -> None:
         self.db.close()
