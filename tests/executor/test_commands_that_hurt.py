@@ -20,6 +20,7 @@ from pitstop.executor.core import Executor
 from pitstop.executor.run import open_run
 from pitstop.twin import Twin
 from tests.executor.test_crash_resume import SMALL, SMALL_POLICY, SMALL_STEP, SMALL_TARGET
+from tests.executor.test_crash_resume import _files as crash_files
 from tests.runlib import journal, only_run
 
 NOW = "2026-11-30T08:00:00+00:00"
@@ -34,10 +35,7 @@ def pitstop(*args: str, stdin: str | None = None,
 
 def _files(tmp: Path, fleet: dict[str, Any] = SMALL, policy: dict[str, Any] = SMALL_POLICY,
            target: str = SMALL_TARGET) -> list[str]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "fleet.yaml").write_text(yaml.safe_dump(fleet))
-    (tmp / "policy.yaml").write_text(yaml.safe_dump(policy))
-    return ["-f", str(tmp / "fleet.yaml"), "-f", str(tmp / "policy.yaml"), "--target", target]
+    return crash_files(tmp, fleet, policy, target)
 
 
 def _nodes(run: Path) -> dict[str, tuple[str, str, bool]]:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pitstop.catalog import load_catalog
 from pitstop.config import target_from_text
@@ -34,6 +33,7 @@ from pitstop.model import Fleet, UpgradePolicy
 from pitstop.planner import make_plan
 from pitstop.twin import Twin
 from tests.executor.test_crash_resume import SMALL, SMALL_POLICY, SMALL_STEP, SMALL_TARGET
+from tests.executor.test_crash_resume import _files as crash_files
 from tests.runlib import journal, only_run
 
 NOW = "2026-11-30T08:00:00+00:00"
@@ -50,11 +50,7 @@ def pitstop(*args: str, env: dict[str, str] | None = None,
 
 
 def _files(tmp: Path, policy: dict[str, Any] = SMALL_POLICY) -> list[str]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "fleet.yaml").write_text(yaml.safe_dump(SMALL))
-    (tmp / "policy.yaml").write_text(yaml.safe_dump(policy))
-    return ["-f", str(tmp / "fleet.yaml"), "-f", str(tmp / "policy.yaml"), "--target",
-            SMALL_TARGET]
+    return crash_files(tmp, SMALL, policy, SMALL_TARGET)
 
 
 def _apply(tmp: Path, *, policy: dict[str, Any] = SMALL_POLICY, kill_at: int = 0,
