@@ -65,7 +65,12 @@ def make_catalog() -> Catalog:
                     {_m(k): _v("2.2.0") for k in ("1.31", "1.32", "1.33")}),
     )
     return Catalog(
-        skew=SkewPolicy(1, 3, _m("1.25"), 2, 3, 3, 1, 1),
+        skew=SkewPolicy(apiserver_max_spread=1, kubelet_max_older=3,
+                        kubelet_legacy_before=_m("1.25"), kubelet_legacy_max_older=2,
+                        kube_proxy_max_older=3, kube_proxy_max_skew_to_kubelet=3,
+                        controllers_max_older=1, kubectl_max_spread=1,
+                        kube_proxy_legacy_before=_m("1.25"), kube_proxy_legacy_max_older=2,
+                        kube_proxy_legacy_max_skew_to_kubelet=2),
         kubernetes=releases,
         runtimes={"containerd": containerd},
         crio_tracks_kubernetes=True,
