@@ -127,7 +127,8 @@ class ClusterVersions:
             out.append(made[-1])
         if not made:
             return self
-        keys = [_versions_of(g) for g in out if g.pool == pool]
+        keys = [(g.kubelet, g.kube_proxy, g.runtime, g.runtime_version) for g in out
+                if g.pool == pool]
         if len(set(keys)) == len(keys):
             return replace(self, node_groups=tuple(out))
         return replace(self, node_groups=_merged(out, pool))
@@ -297,12 +298,13 @@ def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
     if not s.etcd:
         return
     lines = [v.line for _, v in s.etcd]
-    if max(lines).minus(min(lines)) > 1:
-        yield Violation("etcd-skew", f"etcd members span {min(lines)}–{max(lines)}: members may "
+    lo, hi = min(lines), max(lines)
+    if hi.minus(lo) > 1:
+        yield Violation("etcd-skew", f"etcd members span {lo}–{hi}: members may "
                         "differ by one minor only, during a rolling upgrade",
                         tuple(n for n, _ in s.etcd))
     by_line: dict[Minor, list[tuple[str, Version]]] = {}
-    for name, v in s.etcd if max(lines) != min(lines) else ():
+    for name, v in s.etcd if hi != lo else ():
         by_line.setdefault(v.line, []).append((name, v))
     for line, entered in by_line.items():
         for source, members in by_line.items():

@@ -104,7 +104,7 @@ def _node_states(state: ClusterVersions, step: Step, reached: Mapping[str, int] 
                 listed = ", ".join(f"{c.component} {c.to_version}" for c in changes)
                 out.append((f"{listed} on {_listed(sorted(moved))}", state))
         elif now_moving:
-            out.append((f"{ch.component} {ch.to_version} on {_listed(sorted(now_moving))}",
+            out.append((f"{ch.component} {ch.to_version} on {_listed(now_moving)}",
                         state))
     return out
 
