@@ -49,12 +49,12 @@ from pitstop.kube.fleet import KubeFleet
 from pitstop.kube.fleet import plan_problems as kube_problems
 from pitstop.model import HostInventory
 from pitstop.planner import Plan
-from pitstop.planner.plan import Step
+from pitstop.planner.plan import Step, StepAction, Strategy
 
 __all__ = ["HostsOnNodes", "plan_problems"]
 
 HOST_COMPONENTS = RUNTIMES | {"etcd"}
-HOST_ACTIONS = frozenset({"etcd-snapshot", "upgrade-etcd-member"})
+HOST_ACTIONS = frozenset({StepAction.ETCD_SNAPSHOT, StepAction.UPGRADE_ETCD_MEMBER})
 
 
 def _for_hosts(action: Action) -> bool:
@@ -71,11 +71,11 @@ def plan_problems(inventory: HostInventory, plan: Plan, clusters: list[str], *,
     for s in plan.steps:
         if s.action in HOST_ACTIONS:
             host_steps.append(s)
-        elif s.action == "upgrade-nodes":
+        elif s.action == StepAction.UPGRADE_NODES:
             on_host = tuple(c for c in s.changes if c.component in HOST_COMPONENTS)
             on_node = tuple(c for c in s.changes if c.component not in HOST_COMPONENTS)
             # the drain is the API's either way; the hosts backend must know every target
-            host_steps.append(replace(s, changes=on_host, strategy="in-place"))
+            host_steps.append(replace(s, changes=on_host, strategy=Strategy.IN_PLACE))
             kube_steps.append(replace(s, changes=on_node))  # the drain, and any kubelet part
         else:
             kube_steps.append(s)

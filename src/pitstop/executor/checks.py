@@ -22,7 +22,7 @@ from pitstop.executor.skew import (
     silent_apiservers,
 )
 from pitstop.executor.vocabulary import Act, RunStatus, StepStatus
-from pitstop.planner.plan import Phase, Step
+from pitstop.planner.plan import Phase, Step, StepAction
 from pitstop.versions import VersionError, parse_version, version_key
 
 __all__ = ["await_approval", "await_window", "check_live_skew", "final_check"]
@@ -135,19 +135,19 @@ def expected_end(ctx: RunContext) -> dict[str, dict[tuple[str, str], str]]:
                 name = replaced.get((s.id, node), node)
                 for c in s.changes:
                     want[(c.component, name)] = c.to_version
-        elif s.action == "upgrade-apiserver":
+        elif s.action == StepAction.UPGRADE_APISERVER:
             for t in s.targets:
                 want[("apiserver", t)] = s.to_version
-        elif s.action == "provider-upgrade-control-plane":
+        elif s.action == StepAction.PROVIDER_UPGRADE_CONTROL_PLANE:
             want[("apiserver", "*")] = s.to_version
             want[("kube-controller-manager", "")] = s.to_version
             want[("kube-scheduler", "")] = s.to_version
-        elif s.action in ("upgrade-controller-manager", "upgrade-scheduler"):
+        elif s.action in (StepAction.UPGRADE_CONTROLLER_MANAGER, StepAction.UPGRADE_SCHEDULER):
             want[(s.component, "")] = s.to_version
-        elif s.action == "upgrade-etcd-member":
+        elif s.action == StepAction.UPGRADE_ETCD_MEMBER:
             for t in s.targets:
                 want[("etcd", t)] = s.to_version
-        elif s.action == "upgrade-addon":
+        elif s.action == StepAction.UPGRADE_ADDON:
             want[("addon", s.targets[0])] = s.to_version
     return out
 

@@ -49,14 +49,9 @@ from pitstop.executor.rollback import RollbackPlan, carry_out, plan_rollback
 from pitstop.executor.run import RunDir
 from pitstop.executor.vocabulary import Request, RunStatus, StepStatus
 from pitstop.gates import Decision
-from pitstop.planner.plan import Step
+from pitstop.planner.plan import Step, StepAction
 
 __all__ = ["Executor", "RunResult", "admits"]
-
-_OPERATION_ACTIONS = frozenset({
-    "upgrade-apiserver", "upgrade-controller-manager", "upgrade-scheduler",
-    "upgrade-cloud-controller-manager", "upgrade-etcd-member", "upgrade-addon",
-    "provider-upgrade-control-plane"})
 
 
 @dataclass
@@ -273,20 +268,18 @@ class Executor:
     def _do_step(self, step: Step) -> list[str] | str:
         """Carry out the step's work; the targets to gate on, or a failure message."""
         ctx = self.ctx
-        if step.action == "etcd-snapshot":
+        if step.action is StepAction.ETCD_SNAPSHOT:
             op = ctx.run_op(step, f"{self.run.run_id}/{step.id}/snapshot",
                             EtcdSnapshot(name=step.id))
             return list(step.targets) if op.state is OperationState.SUCCEEDED else op.message
-        if step.action in _OPERATION_ACTIONS:
+        if step.action.one_operation_per_target:
             for target in step.targets:
                 op = ctx.run_op(step, f"{self.run.run_id}/{step.id}/{target}",
                                 UpgradeComponent(target, step.component, step.to_version))
                 if op.state is OperationState.FAILED:
                     return f"{step.component} on {target}: {op.message}"
             return list(step.targets)
-        if step.action == "upgrade-nodes":
-            return run_node_step(ctx, step, step.changes, list(step.targets))
-        return f"unknown action {step.action}"
+        return run_node_step(ctx, step, step.changes, list(step.targets))
 
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
         ctx = self.ctx

@@ -16,7 +16,7 @@ from pitstop.drain import DrainOptions
 from pitstop.executor.context import RunContext, Stop
 from pitstop.executor.nodes import JobContext, JobState, NodeJob, ReplaceJob
 from pitstop.executor.vocabulary import RunStatus, StepStatus
-from pitstop.planner.plan import Change, Step
+from pitstop.planner.plan import Change, Step, Strategy
 
 __all__ = ["admits", "run_node_step"]
 
@@ -33,9 +33,9 @@ def run_node_step(ctx: RunContext, step: Step, changes: tuple[Change, ...], node
     nodes to gate on (replacements for replaced ones), or a failure message. A drain that
     stalls pauses the run (:class:`Stop`), naming the pods and PDBs."""
     sid = step_id or step.id
-    drain = step.strategy != "no-drain"
+    drain = step.strategy is not Strategy.NO_DRAIN
     opts = _drain_options(ctx, step)
-    replace = step.strategy == "replace" and step_id is None
+    replace = step.strategy is Strategy.REPLACE and step_id is None
     jctx = JobContext(ctx.effects, ctx.run.run_id, sid, step.cluster)
     force = ctx.run.policy.spec.pool_policy(step.pool).force_after_drain_timeout
     jobs: dict[str, NodeJob | ReplaceJob] = {}

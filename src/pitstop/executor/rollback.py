@@ -21,7 +21,7 @@ from pitstop.executor.context import RunContext, Stop
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from pitstop.executor.nodestep import run_node_step
 from pitstop.executor.vocabulary import Act, RunStatus, StepStatus
-from pitstop.planner.plan import Change, Phase, Step
+from pitstop.planner.plan import Change, Phase, Step, StepAction
 
 __all__ = ["NodeUndo", "RollbackPlan", "carry_out", "plan_rollback"]
 
@@ -132,9 +132,9 @@ def plan_rollback(ctx: RunContext, wave: str, *, restore_etcd: bool = False) -> 
         elif ctx.journal.step(step.id).status == StepStatus.DONE:
             plan.kept.append(step)
     for cluster, cluster_steps in etcd.items():
-        members = tuple(s for s in cluster_steps if s.action == "upgrade-etcd-member")
+        members = tuple(s for s in cluster_steps if s.action == StepAction.UPGRADE_ETCD_MEMBER)
         snap = next((s for s in ctx.run.plan.steps if s.cluster == cluster and s.wave == wave
-                     and s.action == "etcd-snapshot"
+                     and s.action == StepAction.ETCD_SNAPSHOT
                      and ctx.journal.step(s.id).status == StepStatus.DONE), None)
         detail = ""
         if snap is not None:

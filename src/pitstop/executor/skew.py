@@ -42,17 +42,14 @@ from pitstop.catalog.rules import (
     waiver_for,
 )
 from pitstop.model.policy import Waiver
-from pitstop.planner.plan import Step
+from pitstop.planner.plan import Step, StepAction
 from pitstop.planner.transition import node_position, states_through
 from pitstop.versions import Version, parse_version
 
 __all__ = ["CHECKED_ACTIONS", "SkewProblem", "describe_apiservers", "live_skew_problems",
            "observed_versions", "silent_apiservers"]
 
-CHECKED_ACTIONS = frozenset({
-    "upgrade-apiserver", "upgrade-controller-manager", "upgrade-scheduler",
-    "upgrade-cloud-controller-manager", "upgrade-etcd-member", "provider-upgrade-control-plane",
-    "upgrade-nodes"})
+CHECKED_ACTIONS = frozenset(StepAction) - {StepAction.ETCD_SNAPSHOT, StepAction.UPGRADE_ADDON}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +102,7 @@ def _reached(step: Step, obs: ClusterObservation) -> dict[str, int]:
     a node part-way (a crash between two changes of its drain) continues from there. A node
     whose versions are no point of the step (moved by hand) counts as untouched, so every change
     is judged on top of what it runs."""
-    if step.action != "upgrade-nodes":
+    if step.action != StepAction.UPGRADE_NODES:
         return {}
     out: dict[str, int] = {}
     for name in step.targets:
@@ -149,8 +146,9 @@ def describe_apiservers(obs: ClusterObservation) -> str:
 def silent_apiservers(obs: ClusterObservation, health: HealthSignals, step: Step) -> list[str]:
     """apiserver instances the backend knows but that answer no version, for a checked step;
     the targets of an apiserver step (or of a provider upgrade) are exempt."""
-    if step.action not in CHECKED_ACTIONS or step.action == "provider-upgrade-control-plane":
+    if step.action not in CHECKED_ACTIONS or (
+            step.action is StepAction.PROVIDER_UPGRADE_CONTROL_PLANE):
         return []
-    exempt = set(step.targets) if step.action == "upgrade-apiserver" else set()
+    exempt = set(step.targets) if step.action == StepAction.UPGRADE_APISERVER else set()
     return sorted(n for n, ok in health.apiserver_ok.items()
                   if not ok and n not in obs.apiservers and n not in exempt)

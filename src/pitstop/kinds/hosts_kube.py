@@ -14,6 +14,7 @@ from pitstop.kinds.api import Prepared, RunOptions
 from pitstop.kinds.hosts import checked_inventory
 from pitstop.kinds.kube import describe_contexts, prepare_kube, reopen_kube
 from pitstop.kube.fleet import KubeFleet
+from pitstop.planner.plan import StepAction
 
 if TYPE_CHECKING:
     from pitstop.config import LoadedConfig
@@ -35,7 +36,7 @@ class HostsKubeKind:
             cfg, plan, options, what="hosts+kube",
             problems=lambda clusters, hook: both_problems(inventory, plan, clusters,
                                                           control_plane_hook=hook),
-            upgrades_node=lambda step: step.action == "upgrade-nodes" and any(
+            upgrades_node=lambda step: step.action == StepAction.UPGRADE_NODES and any(
                 c.component not in HOST_COMPONENTS for c in step.changes),
             runtime_on_hosts=hosts)
         record = {**HostsOnNodes.record({**HostsBackend.run_record(), "hosts": sorted(hosts)},

@@ -24,7 +24,7 @@ from pitstop.kube.fleet import (
 )
 from pitstop.kube.fleet import plan_problems as kube_problems
 from pitstop.kube.inventory import InventoryError, take_inventory
-from pitstop.planner.plan import Step
+from pitstop.planner.plan import Step, StepAction
 
 if TYPE_CHECKING:
     from pitstop.config import LoadedConfig
@@ -149,7 +149,7 @@ class KubeKind:
             cfg, plan, options, what="the Kubernetes backend",
             problems=lambda clusters, hook: kube_problems(plan, clusters,
                                                           control_plane_hook=hook),
-            upgrades_node=lambda step: step.action == "upgrade-nodes")
+            upgrades_node=lambda step: step.action == StepAction.UPGRADE_NODES)
         record = {**spec.to_record(), "mode": options.mode}
         return Prepared(record, lambda run_dir: KubeFleet(spec, run_dir),
                         self.describe(record))

@@ -43,7 +43,7 @@ from pitstop.catalog.rules import (
 )
 from pitstop.model import Cluster, PoolPolicy, StepEstimates, UpgradePolicy
 from pitstop.model.common import format_duration
-from pitstop.planner.plan import Change, Gate, Phase, Step
+from pitstop.planner.plan import Change, Gate, Phase, Step, StepAction, Strategy
 from pitstop.planner.targets import TargetVersions, check_known_bad
 from pitstop.planner.transition import states_through
 from pitstop.preflight.findings import Finding, Severity
@@ -238,9 +238,9 @@ class _ClusterPlanner:
         if cp.managed:
             self._take(Step(
                 id=self._id(f"control-plane-{v}"), wave=self.wave, cluster=self.cluster.name,
-                phase=Phase.CONTROL_PLANE, action="provider-upgrade-control-plane",
+                phase=Phase.CONTROL_PLANE, action=StepAction.PROVIDER_UPGRADE_CONTROL_PLANE,
                 component="control-plane", from_version=str(prev), to_version=str(v),
-                targets=(self.cluster.name,), strategy="managed",
+                targets=(self.cluster.name,), strategy=Strategy.MANAGED,
                 reason=f"{passing}; the provider ({self.cluster.provider}) upgrades its managed "
                 "control plane, pitstop asks for it and waits",
                 gates=(G_API, G_CP), estimate=self.policy.spec.estimates.apiserver * 3))
@@ -254,9 +254,9 @@ class _ClusterPlanner:
                      "restarts")
             self._take(Step(
                 id=self._id(f"apiserver-{name}-{v}"), wave=self.wave, cluster=self.cluster.name,
-                phase=Phase.CONTROL_PLANE, action="upgrade-apiserver",
+                phase=Phase.CONTROL_PLANE, action=StepAction.UPGRADE_APISERVER,
                 component="kube-apiserver", from_version=str(cur), to_version=str(v),
-                targets=(name,), strategy="rolling",
+                targets=(name,), strategy=Strategy.ROLLING,
                 reason=f"{passing}; apiservers go first (skew policy); {order}",
                 gates=(G_API,), estimate=self.policy.spec.estimates.apiserver))
         for comp, attr in (("kube-controller-manager", "controller_manager"),
@@ -267,10 +267,11 @@ class _ClusterPlanner:
                 continue
             self._take(Step(
                 id=self._id(f"{comp}-{v}"), wave=self.wave, cluster=self.cluster.name,
-                phase=Phase.CONTROL_PLANE, action=f"upgrade-{comp.removeprefix('kube-')}",
+                phase=Phase.CONTROL_PLANE,
+                action=StepAction(f"upgrade-{comp.removeprefix('kube-')}"),
                 component=comp, from_version=str(cur), to_version=str(v),
                 targets=tuple(getattr(cp, attr).instances or [comp]) if getattr(cp, attr)
-                else (comp,), strategy="rolling",
+                else (comp,), strategy=Strategy.ROLLING,
                 reason=f"every kube-apiserver is at {v}; {comp} follows them because it must "
                 "never be newer than any apiserver it talks to",
                 gates=(G_CP,), estimate=self.policy.spec.estimates.controller))
@@ -337,7 +338,7 @@ class _ClusterPlanner:
                    "; etcd moves one minor at a time" if hop != self.tv.etcd else "")
         self._emit(Step(
             id=self._id(f"etcd-snapshot-{current}"), wave=self.wave, cluster=self.cluster.name,
-            phase=Phase.ETCD, action="etcd-snapshot", component="etcd",
+            phase=Phase.ETCD, action=StepAction.ETCD_SNAPSHOT, component="etcd",
             from_version=str(current), to_version=str(current), targets=("etcd",),
             reason=f"snapshot before etcd {current} → {hop}: "
             + ("etcd cannot be downgraded across minors, so restoring this verified snapshot "
@@ -351,8 +352,9 @@ class _ClusterPlanner:
             quorum = len(self.state.etcd) // 2 + 1
             self._take(Step(
                 id=self._id(f"etcd-{name}-{hop}"), wave=self.wave, cluster=self.cluster.name,
-                phase=Phase.ETCD, action="upgrade-etcd-member", component="etcd",
-                from_version=str(cur), to_version=str(hop), targets=(name,), strategy="rolling",
+                phase=Phase.ETCD, action=StepAction.UPGRADE_ETCD_MEMBER, component="etcd",
+                from_version=str(cur), to_version=str(hop), targets=(name,),
+                strategy=Strategy.ROLLING,
                 reason=f"etcd {cur} → {hop} rolls one member at a time ({i + 1} of "
                 f"{len(members)}), so {quorum} of {len(self.state.etcd)} members keep quorum; "
                 "followers first, the leader last (chosen at run time)" + why_hop,
@@ -554,15 +556,15 @@ class _ClusterPlanner:
         pool = next(p for p in self.cluster.node_pools if p.name == pool_name)
         est = self.policy.spec.estimates
         batch, surge, canaries = pp.disruption(len(pool.nodes))
-        plans: list[tuple[NodeGroup, list[Change], str]] = []
+        plans: list[tuple[NodeGroup, list[Change], Strategy]] = []
         for g in sorted(groups, key=lambda g: (-len(g.nodes), g.nodes[0])):
             k_line = (kubelet or g.kubelet).line
             rt_to = self._runtime_target(g, k_line, final=final)
-            strategy: str = pp.strategy
-            if (strategy == "in-place" and pp.runtime_patch_without_drain and kubelet in (
+            strategy = Strategy(pp.strategy)
+            if (strategy is Strategy.IN_PLACE and pp.runtime_patch_without_drain and kubelet in (
                     None, g.kubelet) and rt_to.line == g.runtime_version.line):
-                strategy = "no-drain"
-            changes = self._node_sequence(g, kubelet, rt_to, replace=strategy == "replace")
+                strategy = Strategy.NO_DRAIN
+            changes = self._node_sequence(g, kubelet, rt_to, replace=strategy is Strategy.REPLACE)
             if not changes:
                 continue
             plans.append((g, changes, strategy))
@@ -582,12 +584,12 @@ class _ClusterPlanner:
                                 batch=batch, surge=surge, why=why, est=est)
 
     def _node_step(self, pool_name: str, g: NodeGroup, targets: tuple[str, ...],
-                   changes: list[Change], strategy: str, pp: PoolPolicy, *, canary: bool,
+                   changes: list[Change], strategy: Strategy, pp: PoolPolicy, *, canary: bool,
                    batch: int, surge: int, why: str, est: StepEstimates) -> None:
         # Every state the step passes through is checked as the step is taken (_take): each
         # change of an in-place node in turn; a replaced or CRI-O node only at its end.
-        per_node = {"in-place": est.node_in_place, "replace": est.node_replace,
-                    "no-drain": est.runtime_in_place}[strategy]
+        per_node = {Strategy.IN_PLACE: est.node_in_place, Strategy.REPLACE: est.node_replace,
+                    Strategy.NO_DRAIN: est.runtime_in_place}[strategy]
         step_batch = 1 if canary else batch
         units = math.ceil(len(targets) / step_batch)
         soak = pp.canary_soak if canary else pp.soak
@@ -599,17 +601,17 @@ class _ClusterPlanner:
         shown = (Change(moves[0].component, moves[0].from_version, moves[-1].to_version)
                  if moves else None)
         how = {
-            "in-place": "cordon, drain (PDBs respected, timeout "
+            Strategy.IN_PLACE: "cordon, drain (PDBs respected, timeout "
                         f"{format_duration(pp.drain_timeout)}), upgrade, uncordon",
-            "replace": f"surge up to {surge} new node(s) at the new versions, then drain and "
-                       "remove old ones",
-            "no-drain": "restart the runtime in place: a patch release, and running containers "
-                        "survive a runtime restart (their shims stay)",
+            Strategy.REPLACE: f"surge up to {surge} new node(s) at the new versions, then drain "
+                              "and remove old ones",
+            Strategy.NO_DRAIN: "restart the runtime in place: a patch release, and running "
+                               "containers survive a runtime restart (their shims stay)",
         }[strategy]
         several = len({c.component for c in changes} - {"kube-proxy"}) > 1
         listed = ", ".join(f"{c.component} {c.to_version}" for c in changes)
         together = ("" if not several else
-                    f" The new nodes come up with {listed}." if strategy == "replace" else
+                    f" The new nodes come up with {listed}." if strategy is Strategy.REPLACE else
                     f" Kubelet and runtime change in the same drain, in this order (every "
                     f"intermediate state supported): {listed}.")
         reason = f"{why}; {how}.{together}"
@@ -621,11 +623,12 @@ class _ClusterPlanner:
             id=self._id(f"{'canary-' if canary else ''}pool-{pool_name}-"
                         f"{shown.to_version if shown else ''}"),
             wave=self.wave, cluster=self.cluster.name, phase=Phase.NODES,
-            action="upgrade-nodes", component=shown.component if shown else "",
+            action=StepAction.UPGRADE_NODES, component=shown.component if shown else "",
             from_version=shown.from_version if shown else "",
             to_version=shown.to_version if shown else "",
             targets=targets, reason=reason, changes=tuple(changes), gates=gates, pool=pool_name,
-            strategy=strategy, batch_size=step_batch, surge=surge if strategy == "replace" else 0,
+            strategy=strategy, batch_size=step_batch,
+            surge=surge if strategy is Strategy.REPLACE else 0,
             canary=canary, soak=soak, estimate=estimate))
 
     # -- add-ons ---------------------------------------------------------------------------
@@ -655,9 +658,9 @@ class _ClusterPlanner:
                 notes.append("a downgrade of the add-on")
             self._emit(Step(
                 id=self._id(f"addon-{addon.name}-{v}"), wave=self.wave, cluster=self.cluster.name,
-                phase=Phase.ADDONS, action="upgrade-addon", component=addon.name,
+                phase=Phase.ADDONS, action=StepAction.UPGRADE_ADDON, component=addon.name,
                 from_version=addon.version, to_version=str(v), targets=(addon.name,),
-                strategy="rolling",
+                strategy=Strategy.ROLLING,
                 reason="add-ons go last, once the control plane and every node run the target"
                 + (f" ({'; '.join(notes)})" if notes else ""),
                 gates=(G_ADDON, G_WORK), estimate=self.policy.spec.estimates.addon))

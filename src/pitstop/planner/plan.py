@@ -13,7 +13,8 @@ from typing import Any
 
 from pitstop.preflight.findings import Finding, Severity
 
-__all__ = ["Approval", "Change", "Gate", "Phase", "Plan", "Step", "WavePlan", "plan_from_dict"]
+__all__ = ["Approval", "Change", "Gate", "Phase", "Plan", "Step", "StepAction", "Strategy",
+           "WavePlan", "plan_from_dict"]
 
 PLAN_FORMAT = "pitstop.dev/v1alpha1/Plan"
 
@@ -23,6 +24,36 @@ class Phase(StrEnum):
     CONTROL_PLANE = "control-plane"
     NODES = "nodes"
     ADDONS = "addons"
+
+
+class StepAction(StrEnum):
+    """What a step does (the plan JSON's ``action``)."""
+
+    ETCD_SNAPSHOT = "etcd-snapshot"
+    UPGRADE_ETCD_MEMBER = "upgrade-etcd-member"
+    UPGRADE_APISERVER = "upgrade-apiserver"
+    UPGRADE_CONTROLLER_MANAGER = "upgrade-controller-manager"
+    UPGRADE_SCHEDULER = "upgrade-scheduler"
+    UPGRADE_CLOUD_CONTROLLER_MANAGER = "upgrade-cloud-controller-manager"
+    PROVIDER_UPGRADE_CONTROL_PLANE = "provider-upgrade-control-plane"
+    UPGRADE_NODES = "upgrade-nodes"
+    UPGRADE_ADDON = "upgrade-addon"
+
+    @property
+    def one_operation_per_target(self) -> bool:
+        """Carried out as one UpgradeComponent operation per target, in order."""
+        return self not in (StepAction.ETCD_SNAPSHOT, StepAction.UPGRADE_NODES)
+
+
+class Strategy(StrEnum):
+    """How a step's targets change (the plan JSON's ``strategy``; ``""``: none given)."""
+
+    NONE = ""
+    IN_PLACE = "in-place"  # cordon, drain, upgrade, uncordon
+    REPLACE = "replace"  # surge a new node at the new versions, drain and remove the old one
+    NO_DRAIN = "no-drain"  # a runtime patch restarted in place (containers survive)
+    ROLLING = "rolling"  # control-plane instances, etcd members, add-ons: one after another
+    MANAGED = "managed"  # the provider upgrades its managed control plane
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +88,7 @@ class Step:
     wave: str
     cluster: str
     phase: Phase
-    action: str
+    action: StepAction
     component: str
     from_version: str
     to_version: str
@@ -66,7 +97,7 @@ class Step:
     changes: tuple[Change, ...] = ()
     gates: tuple[Gate, ...] = ()
     pool: str = ""
-    strategy: str = ""  # in-place | replace | no-drain | rolling | managed
+    strategy: Strategy = Strategy.NONE
     batch_size: int = 1  # at most this many targets at once
     surge: int = 0  # extra nodes at once (replace)
     canary: bool = False
@@ -189,11 +220,11 @@ def plan_from_dict(doc: dict[str, Any]) -> Plan:
     steps = [
         Step(
             id=s["id"], wave=s["wave"], cluster=s["cluster"], phase=Phase(s["phase"]),
-            action=s["action"], component=s["component"], from_version=s["from"],
+            action=StepAction(s["action"]), component=s["component"], from_version=s["from"],
             to_version=s["to"], targets=tuple(s["targets"]), reason=s["reason"],
             changes=tuple(Change(c["component"], c["from"], c["to"]) for c in s["changes"]),
             gates=tuple(Gate(g["name"], g["kind"], g["description"]) for g in s["gates"]),
-            pool=s["pool"] or "", strategy=s["strategy"] or "", batch_size=s["batchSize"],
+            pool=s["pool"] or "", strategy=Strategy(s["strategy"] or ""), batch_size=s["batchSize"],
             surge=s["surge"], canary=s["canary"], soak=timedelta(seconds=s["soakSeconds"]),
             depends_on=tuple(s["dependsOn"]), requires_approval=s["requiresApproval"],
             estimate=timedelta(seconds=s["estimateSeconds"]),

@@ -26,12 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from pitstop.catalog.rules import ClusterVersions
-from pitstop.planner.plan import Change, Step
+from pitstop.planner.plan import Change, Step, StepAction, Strategy
 from pitstop.versions import Version, VersionError, parse_version
 
 __all__ = ["node_position", "states_through"]
 
-NODE_ACTION = "upgrade-nodes"
+NODE_ACTION = StepAction.UPGRADE_NODES
 
 
 def _v(text: str) -> Version | None:
@@ -44,7 +44,7 @@ def _v(text: str) -> Version | None:
 def atomic(step: Step) -> bool:
     """Whether the nodes of a node step appear only in their final state: a replaced node comes
     up with every new version at once, and CRI-O changes together with its kubelet."""
-    return step.strategy == "replace" or any(c.component == "cri-o" for c in step.changes)
+    return step.strategy is Strategy.REPLACE or any(c.component == "cri-o" for c in step.changes)
 
 
 def node_position(changes: Sequence[Change], version_of: Callable[[str], str | None]
@@ -121,24 +121,24 @@ def states_through(state: ClusterVersions, step: Step, *,
     to = _v(step.to_version)
     if to is None:
         return []
-    if step.action == "upgrade-apiserver":
+    if step.action == StepAction.UPGRADE_APISERVER:
         for t in step.targets:
             if any(n == t for n, _ in state.apiservers):
                 state = state.with_apiserver(t, to)
             else:  # not answering now: it will be there, at ``to``, once the step is done
                 state = replace(state, apiservers=(*state.apiservers, (t, to)))
-    elif step.action == "upgrade-controller-manager":
+    elif step.action == StepAction.UPGRADE_CONTROLLER_MANAGER:
         state = replace(state, controller_manager=to)
-    elif step.action == "upgrade-scheduler":
+    elif step.action == StepAction.UPGRADE_SCHEDULER:
         state = replace(state, scheduler=to)
-    elif step.action == "upgrade-cloud-controller-manager":
+    elif step.action == StepAction.UPGRADE_CLOUD_CONTROLLER_MANAGER:
         if state.cloud_controller_manager is None:
             return []  # not known (not observed): nothing to judge
         state = replace(state, cloud_controller_manager=to)
-    elif step.action == "upgrade-etcd-member":
+    elif step.action == StepAction.UPGRADE_ETCD_MEMBER:
         for t in step.targets:
             state = state.with_etcd_member(t, to)
-    elif step.action == "provider-upgrade-control-plane":
+    elif step.action == StepAction.PROVIDER_UPGRADE_CONTROL_PLANE:
         for n, _ in state.apiservers:
             state = state.with_apiserver(n, to)
         state = replace(state, controller_manager=to, scheduler=to,
