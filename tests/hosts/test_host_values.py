@@ -14,7 +14,7 @@ from pitstop.catalog import load_catalog
 from pitstop.hosts import debversion
 from pitstop.hosts.connect import CommandFailed, LocalHost
 from pitstop.hosts.containerd import ContainerdActuator, RuntimeFacts, SystemdDaemon
-from pitstop.hosts.redact import redact
+from pitstop.redact import redact_text as redact
 
 PAIRS = [
     ("1.6.20~ds1-1+deb12u2", "1.6.20~ds1-1+deb12u3"),
@@ -54,6 +54,12 @@ def test_upstream_part() -> None:
     ('{"client_secret": "s3cr3tvalue"}', "s3cr3tvalue"),
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
      "b3BlbnNzaC1rZXk"),
+    ("mysql --user=root --password=hunter2xyz db", "hunter2xyz"),
+    ("curl -H 'Authorization: Bearer eyJhbGci.payload.sig' http://x", "eyJhbGci.payload.sig"),
+    ("GET /api failed with Bearer abc.def-ghi= (401)", "abc.def-ghi="),
+    ("PGPASSWORD=s3cr3tpg psql -h db", "s3cr3tpg"),
+    ("env x=password=inner-s3cret ./probe", "inner-s3cret"),
+    ("aws s3 ls # AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
 ])
 def test_redaction_removes_secret_looking_values(text: str, secret: str) -> None:
     out = redact(text)
@@ -61,10 +67,19 @@ def test_redaction_removes_secret_looking_values(text: str, secret: str) -> None
     assert "***" in out
 
 
-def test_redaction_keeps_ordinary_commands() -> None:
-    cmd = "apt-get -q -y install containerd=1.6.20~ds1-1+deb12u3"
+@pytest.mark.parametrize("cmd", [
+    "apt-get -q -y install containerd=1.6.20~ds1-1+deb12u3",
+    "etcd --peer-key-file=/etc/etcd/peer.key --client-cert-auth=true",
+    "3 gates passed: apiserver-ready, etcd-healthy",
+    "keyFile: /etc/pitstop/client.key is not the key of /etc/pitstop/client.crt",
+    "curl https://10.0.0.1:2379/health",
+])
+def test_redaction_keeps_ordinary_text(cmd: str) -> None:
     assert redact(cmd) == cmd
-    assert redact("value 0xfeed here", ["0xfeed"]) == "value *** here"
+
+
+def test_redaction_of_declared_secrets() -> None:
+    assert redact("value 0xfeed here", secrets=["0xfeed"]) == "value *** here"
 
 
 def test_secrets_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
@@ -133,3 +148,4 @@ def test_facts_read_a_real_config_file_in_either_version(tmp_path: Path) -> None
     assert "config-unreadable" in {p.code for p in act.check(f3, "2.0.4")}
     missing = facts(tmp_path / "absent.toml")
     assert not missing.config_present and not missing.config_error
+

@@ -35,7 +35,7 @@ on one thread. pitstop's code is synchronous, so :class:`SSHHost` runs asyncssh 
 background event loop and blocks on the result; :func:`run_many` gives parallelism across hosts
 with a bounded thread pool.
 
-Nothing secret is logged: commands and outputs go through :mod:`pitstop.hosts.redact` before
+Nothing secret is logged: commands and outputs go through :mod:`pitstop.redact` before
 they reach :mod:`logging` or an exception message. Client keys are passed as file paths and
 never read into messages.
 """
@@ -61,7 +61,7 @@ import asyncssh
 
 from pitstop.backend.api import BackendError
 from pitstop.errors import PitstopError
-from pitstop.hosts.redact import Redactor
+from pitstop.redact import Redactor
 
 __all__ = [
     "CommandFailed",

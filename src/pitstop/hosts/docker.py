@@ -58,7 +58,7 @@ from pitstop.hosts.containerd import (
     _shim_pids,
 )
 from pitstop.hosts.packages import TERMS, PackageManager
-from pitstop.hosts.redact import Redactor
+from pitstop.redact import Redactor
 
 __all__ = ["DockerActuator", "DockerFacts", "dockerd_process"]
 

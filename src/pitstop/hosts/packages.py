@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from pitstop.hosts import debversion, rpmversion
 from pitstop.hosts.connect import CommandFailed, CommandTimeout, Host, HostError
-from pitstop.hosts.redact import Redactor
+from pitstop.redact import Redactor
 
 __all__ = [
     "Apt",
