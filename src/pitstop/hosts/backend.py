@@ -120,7 +120,7 @@ from pitstop.backend.api import (
 )
 from pitstop.catalog import Catalog, load_catalog
 from pitstop.errors import ConfigProblem, PitstopError
-from pitstop.hosts import debversion
+from pitstop.hosts import debversion, facts
 from pitstop.hosts.connect import (
     CommandResult,
     CommandTimeout,
@@ -643,10 +643,8 @@ class HostsBackend:
         return daemon.version.lstrip("v")
 
     def _kubelet(self, host: Host, declared: str) -> str:
-        r = host.run("command -v kubelet >/dev/null 2>&1 || exit 200; kubelet --version",
-                     timeout=30)
-        m = re.search(r"v?(\d+\.\d+\.\d+\S*)", r.stdout) if r.ok else None
-        return m.group(1) if m else declared
+        found = facts.parse_kubelet_version(host.run(facts.KUBELET_VERSION_COMMAND, timeout=30))
+        return found or declared
 
     def _look(self, cluster: str, node: HostNode, busy: set[str],
               marks: dict[str, str], tasks: bool) -> tuple[NodeObservation, Snapshot | None]:

@@ -38,6 +38,8 @@ with a bounded thread pool.
 Nothing secret is logged: commands and outputs go through :mod:`pitstop.redact` before
 they reach :mod:`logging` or an exception message. Client keys are passed as file paths and
 never read into messages.
+
+This is the only module that imports asyncssh (a contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
