@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from pitstop.catalog import load_catalog
 from pitstop.hosts import debversion
-from pitstop.hosts.connect import CommandFailed, LocalHost
+from pitstop.hosts.connect import CommandFailed, HostCredentialsUnusable, LocalHost, SSHHost
 from pitstop.hosts.containerd import ContainerdActuator, RuntimeFacts, SystemdDaemon
 from pitstop.redact import redact_text as redact
 
@@ -149,3 +150,34 @@ def test_facts_read_a_real_config_file_in_either_version(tmp_path: Path) -> None
     missing = facts(tmp_path / "absent.toml")
     assert not missing.config_present and not missing.config_error
 
+
+def test_an_unusable_client_key_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """A malformed key used to escape SSHHost as asyncssh's KeyImportError (an internal error,
+    exit 3): now it is a HostCredentialsUnusable naming the file, before any connection."""
+    bad = tmp_path / "id_garbage"
+    bad.write_text("this is not a key\n")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    with socket.socket() as s:  # a port nobody listens on: connecting would be refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    host = SSHHost("127.0.0.1", port=port, client_keys=[bad], known_hosts=known, name="n1")
+    try:
+        with pytest.raises(HostCredentialsUnusable) as err:
+            host.run(["true"], timeout=10)
+    finally:
+        host.close()
+    assert f"{bad} is not a private key SSH can read" in str(err.value)
+    assert "Nothing was sent to the host" in str(err.value)
+
+
+def test_a_failed_verify_command_reports_its_output_redacted() -> None:
+    from pitstop.hosts.backend import _verify_command
+    from pitstop.hosts.containerd import Snapshot
+    from pitstop.model import VerifyCommand
+
+    check = _verify_command(VerifyCommand(
+        name="db", command="echo 'login failed for --password=hunter2xyz' >&2; exit 3"))
+    problems = check(LocalHost("n1"), Snapshot("n1", 0.0, None, ()))
+    assert len(problems) == 1 and "exited with 3" in problems[0].message
+    assert "hunter2xyz" not in problems[0].message and "--password=***" in problems[0].message
