@@ -197,7 +197,7 @@ _CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, HostCredentia
                   UnsupportedHost)
 
 
-class RunStateUnreadable(PitstopError, BackendError):
+class RunStateUnreadable(BackendError):
     """A run directory whose hosts backend files are missing or damaged."""
 
     exit_code = 2
