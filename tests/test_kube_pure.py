@@ -1,6 +1,7 @@
-"""The cluster-free parts of pitstop.kube: drift between two fleets, quantities, images, pod
+"""The cluster-free parts of pitstop.kube: drift between two fleets, images, a workload's
 requests, cluster names. The live parts are tested against a real control plane in
-tests/k8s/test_inventory.py."""
+tests/k8s/test_inventory.py; the JSON vocabulary (quantities, pod requests, pools) in
+tests/test_kube_parse.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,7 @@ from pathlib import Path
 
 from pitstop.config import load_files
 from pitstop.kube.drift import fleet_drift
-from pitstop.kube.inventory import (
-    _bytes,
-    _millis,
-    _pod_requests,
-    cluster_name_for,
-    split_image,
-)
+from pitstop.kube.inventory import _requests, cluster_name_for, split_image
 from pitstop.model import Fleet
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "pitstop" / "examples" / "fleet.yaml"
@@ -49,12 +44,6 @@ def test_drift_names_each_difference() -> None:
     assert [(d.what, d.live) for d in missing] == [("cluster", None)]
 
 
-def test_quantities() -> None:
-    assert [_millis(q) for q in ("100m", "2", "0.5", "1500u", "1e-1")] == [100, 2000, 500, 2, 100]
-    assert [_bytes(q) for q in ("128Mi", "1G", "129e6", "1.5Ki", "100")] == [
-        128 * 2**20, 10**9, 129 * 10**6, 1536, 100]
-
-
 def test_images() -> None:
     assert split_image("registry.k8s.io:5000/kube-proxy:v1.36.2") == (
         "registry.k8s.io:5000/kube-proxy", "v1.36.2", "")
@@ -63,22 +52,24 @@ def test_images() -> None:
     assert split_image("busybox") == ("busybox", "", "")
 
 
-def test_pod_requests_count_sidecars_init_containers_and_overhead() -> None:
-    spec = {
-        "containers": [{"resources": {"requests": {"cpu": "200m", "memory": "100Mi"}}},
-                       {"resources": {"requests": {"cpu": "100m"}}}],
-        "initContainers": [
-            {"restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}},
-            {"resources": {"requests": {"cpu": "1", "memory": "50Mi"}}},  # runs alone first
-        ],
-        "overhead": {"cpu": "10m"},
+def test_a_workload_requests_what_its_largest_pod_does_else_its_template() -> None:
+    template = {
+        "containers": [{"resources": {"requests": {"cpu": "200m", "memory": "100Mi"}}}],
+        "initContainers": [{"restartPolicy": "Always",
+                            "resources": {"requests": {"cpu": "50m"}}}],
     }
-    q = _pod_requests(spec)
-    assert (q.millicpu, q.memory_bytes) == (1060, 100 * 2**20)
-    assert _pod_requests({"containers": [{}]}).cpu is None
+    q = _requests(template, [])  # no pods: the template, as the API server would default it
+    assert (q.millicpu, q.memory_bytes, q.cpu, q.memory) == (250, 100 * 2**20, "250m", "100Mi")
+    # pods: the API server added the RuntimeClass overhead; during a rollout the larger counts
+    old = {"spec": {**template, "overhead": {"cpu": "10m", "memory": "1Mi"}}}
+    new = {"spec": {"containers": [{"resources": {"requests": {"cpu": "1", "memory": "1Mi"}}}]}}
+    q = _requests(template, [old, new])
+    assert (q.millicpu, q.memory_bytes) == (1000, 101 * 2**20)
+    assert _requests({"containers": [{}]}, []).cpu is None
 
 
 def test_cluster_names_from_contexts() -> None:
     arn = "arn:aws:eks:eu-west-1:123456789012:cluster/Prod_EU"
     assert cluster_name_for(arn) == "arn-aws-eks-eu-west-1-123456789012-cluster-prod-eu"
     assert cluster_name_for("a", ["a", "a-2"]) == "a-3"
+
