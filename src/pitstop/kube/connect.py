@@ -20,6 +20,11 @@ Requests go through the official client's :class:`~kubernetes.client.ApiClient` 
 proxy and auth handling) but bodies stay JSON dicts: pitstop reads a handful of fields from
 thousands of pods, and building the generated models for each would cost more than the
 request itself. Every LIST is paginated with ``limit``/``continue``.
+
+This module is the only one in pitstop that imports the ``kubernetes`` package (and its
+``urllib3``): an import-linter contract in ``pyproject.toml`` keeps it so. The rest of pitstop
+sees :class:`KubeApi` — requests by path, JSON answers, :class:`~pitstop.backend.BackendError`
+for a request that got no answer — and :func:`connect`.
 """
 
 from __future__ import annotations
@@ -71,20 +76,20 @@ class KubeApi:
     """A connection to one API server (one kubeconfig context, or in-cluster)."""
 
     def __init__(self, client: ApiClient, *, source: str, context: str | None) -> None:
-        self.client = client
+        self._client = client
         self.source = source  # where the credentials came from, for messages
         self.context = context  # the kubeconfig context (None in-cluster)
 
     @property
     def host(self) -> str:
-        return str(self.client.configuration.host)
+        return str(self._client.configuration.host)
 
     def close(self) -> None:
-        self.client.close()
+        self._client.close()
 
     def with_host(self, host: str) -> KubeApi:
         """The same credentials against another address (one apiserver of several)."""
-        mine = self.client.configuration
+        mine = self._client.configuration
         mine.get_api_key_with_prefix("BearerToken")  # refreshes an expired exec/in-cluster token
         cfg = Configuration()
         # not the refresh hook: it would point the copy back at the kubeconfig's server
@@ -106,10 +111,10 @@ class KubeApi:
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            req = self.client.param_serialize(
+            req = self._client.param_serialize(
                 method, path, query_params=query or [], header_params=headers, body=body,
                 auth_settings=["BearerToken"])
-            resp = self.client.call_api(
+            resp = self._client.call_api(
                 *req, _request_timeout=(_CONNECT_TIMEOUT_S, timeout or _READ_TIMEOUT_S))
             raw = resp.read()
         except (urllib3.exceptions.HTTPError, OSError, ConfigException) as exc:
