@@ -5,6 +5,13 @@ tests/test_kube_parse.py."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from pitstop.config import load_files
@@ -72,4 +79,95 @@ def test_cluster_names_from_contexts() -> None:
     arn = "arn:aws:eks:eu-west-1:123456789012:cluster/Prod_EU"
     assert cluster_name_for(arn) == "arn-aws-eks-eu-west-1-123456789012-cluster-prod-eu"
     assert cluster_name_for("a", ["a", "a-2"]) == "a-3"
+
+
+# -- key material of kubeconfigs --------------------------------------------------------------
+
+KEY_MARKER = "PITSTOP-TEST-KEY-" + os.urandom(8).hex()
+_CONNECT_AND_WAIT = """
+import sys, time
+from pitstop.kube.connect import connect
+api = connect(sys.argv[1])
+print("connected", flush=True)
+if sys.argv[2] == "wait":
+    time.sleep(300)
+"""
+
+
+def _inline_kubeconfig(path: Path) -> Path:
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {
+            "server": "https://127.0.0.1:1",
+            "certificate-authority-data": b64("-----BEGIN CERTIFICATE-----\nCA\n")}}],
+        "users": [{"name": "x", "user": {
+            "client-certificate-data": b64("-----BEGIN CERTIFICATE-----\nCERT\n"),
+            "client-key-data": b64(f"-----BEGIN PRIVATE KEY-----\n{KEY_MARKER}\n"
+                                   "-----END PRIVATE KEY-----\n")}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}]}))
+    path.chmod(0o600)
+    return path
+
+
+def _holding_the_key(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and KEY_MARKER in p.read_text("latin-1")]
+
+
+def _private(d: Path) -> bool:
+    st = d.lstat()
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+def test_a_killed_pitstop_leaves_its_key_only_in_a_private_directory_swept_at_start(
+        tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"  # the child's temporary directory, shared like /tmp
+    tmp.mkdir()
+    tmp.chmod(0o1777)
+    kubeconfig = _inline_kubeconfig(tmp_path / "kubeconfig")
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "KUBECONFIG")}
+    env.update(TMPDIR=str(tmp), HOME=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", _CONNECT_AND_WAIT, str(kubeconfig), "wait"],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "connected"
+        held = _holding_the_key(tmp)
+        assert held, "the client loaded the inline key without writing it: nothing to check"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert _holding_the_key(tmp) == held  # SIGKILL: no exit handler ran
+    for path in held:  # each in a 0700 directory of this user, inside another one
+        assert _private(path.parent) and _private(path.parent.parent), path
+        assert path.parent.name.startswith(f"keys-{child.pid}-")
+        assert not path.stat().st_mode & 0o077
+    # the next pitstop that connects removes the dead one's directory, and its own at exit
+    done = subprocess.run([sys.executable, "-c", _CONNECT_AND_WAIT, str(kubeconfig), "exit"],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _holding_the_key(tmp) == []
+    assert not any(p.name.startswith("keys-") for p in tmp.rglob("*"))
+
+
+def test_a_key_directory_someone_else_could_read_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"  # $XDG_RUNTIME_DIR, as systemd makes it
+    run.mkdir(mode=0o700)
+    (run / "pitstop").mkdir(mode=0o755)
+    (run / "pitstop").chmod(0o755)
+    kubeconfig = _inline_kubeconfig(tmp_path / "kubeconfig")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(tmp_path)}
+    env.pop("KUBECONFIG", None)
+    res = subprocess.run([sys.executable, "-m", "pitstop", "inventory", "--kubeconfig",
+                          str(kubeconfig)], capture_output=True, text=True, env=env,
+                         timeout=60, check=False)
+    assert res.returncode == 2, res.stderr
+    assert f"{run / 'pitstop'} cannot hold kubeconfig key material: its mode is 0755" in (
+        res.stderr)
+    assert "Fix:" in res.stderr and "Traceback" not in res.stderr
+    assert list((run / "pitstop").iterdir()) == []  # nothing was written there
 

@@ -25,6 +25,10 @@ This module is the only one in pitstop that imports the ``kubernetes`` package (
 ``urllib3``): an import-linter contract in ``pyproject.toml`` keeps it so. The rest of pitstop
 sees :class:`KubeApi` — requests by path, JSON answers, :class:`~pitstop.backend.BackendError`
 for a request that got no answer — and :func:`connect`.
+
+Key material: the loader writes inline keys and certificates (``client-key-data`` and the
+like) to files, which pitstop keeps in a private directory of its own that no killed process
+leaves behind for long (:mod:`pitstop.kube.keydir`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from pitstop.backend import BackendError
+from pitstop.kube.keydir import key_dir
 
 __all__ = ["IN_CLUSTER_DIR", "ApiAnswer", "KubeApi", "connect"]
 
@@ -192,8 +197,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None, *,
                 raise BackendError(f"kubeconfig {path} has no context {context!r} (it has: "
                                    f"{', '.join(names) or 'none'})")
             name = context or (active or {}).get("name")
+            keys = key_dir(env)  # inline keys go there, not to the shared temporary directory
             kube_config.load_kube_config(config_file=path, context=name,
-                                         client_configuration=cfg, persist_config=False)
+                                         client_configuration=cfg, persist_config=False,
+                                         temp_file_path=str(keys))
         except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"cannot use kubeconfig {path} (context {context or 'current'})"
                                f": {exc}") from None
