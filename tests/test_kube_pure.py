@@ -17,6 +17,7 @@ from pathlib import Path
 from pitstop.config import load_files
 from pitstop.kube.drift import fleet_drift
 from pitstop.kube.inventory import _requests, cluster_name_for, split_image
+from pitstop.kube.redact import redact, redact_url
 from pitstop.model import Fleet
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "pitstop" / "examples" / "fleet.yaml"
@@ -171,3 +172,18 @@ def test_a_key_directory_someone_else_could_read_is_refused(tmp_path: Path) -> N
     assert "Fix:" in res.stderr and "Traceback" not in res.stderr
     assert list((run / "pitstop").iterdir()) == []  # nothing was written there
 
+
+def test_credentials_are_redacted_from_messages() -> None:
+    assert redact("no answer from https://admin:PASS@127.0.0.1:1 (x)") == (
+        "no answer from https://admin:***@127.0.0.1:1 (x)")
+    assert redact_url("https://t0ken@h:6443") == "https://***@h:6443"
+    assert redact_url("https://10.0.0.1:6443/api") == "https://10.0.0.1:6443/api"
+    assert redact("Invalid header value b'Bearer s3cr3t\\nx'") == (
+        "Invalid header value b'Bearer ***'")
+    assert redact("Authorization: Basic YWRtaW46UEFTUw==") == "Authorization: Basic ***"
+    assert redact("GET /x?access_token=abc&limit=1") == "GET /x?access_token=***&limit=1"
+    assert redact('{"token": "abc", "kind": "ExecCredential"}') == (
+        '{"token": "***", "kind": "ExecCredential"}')
+    assert redact("-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY----- end") == (
+        "[private key] end")
+    assert redact("basic auth is off") == "basic auth is off"

@@ -110,6 +110,22 @@ def test_kubeconfig_contexts_choose_the_cluster(control_plane: ControlPlane,
     assert connect(None, "good", environ=env).context == "good"
 
 
+def test_a_token_that_cannot_be_sent_is_an_error_that_does_not_show_it(
+        control_plane: ControlPlane, tmp_path: Path) -> None:
+    cp = control_plane
+    path = _kubeconfig(cp, tmp_path / "config", {"bad": {"token": "s3cr3t-t0ken\nx"}},
+                       current="bad")
+    api = connect(str(path))
+    try:
+        with pytest.raises(BackendError) as err:
+            api.request("GET", "/version")
+    finally:
+        api.close()
+    text = str(err.value)
+    assert f"the request to {cp.server} could not be sent" in text and "Fix:" in text
+    assert "s3cr3t" not in text and "t0ken" not in text
+
+
 EXEC_PLUGIN = textwrap.dedent("""\
     import json, os, sys
     mode, out, marker = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -28,7 +28,8 @@ for a request that got no answer — and :func:`connect`.
 
 Key material: the loader writes inline keys and certificates (``client-key-data`` and the
 like) to files, which pitstop keeps in a private directory of its own that no killed process
-leaves behind for long (:mod:`pitstop.kube.keydir`).
+leaves behind for long (:mod:`pitstop.kube.keydir`). Messages name the server without the
+credentials a ``server`` URL may carry (:mod:`pitstop.kube.redact`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from pitstop.backend import BackendError
 from pitstop.kube.keydir import key_dir
+from pitstop.kube.redact import redact, redact_url
 
 __all__ = ["IN_CLUSTER_DIR", "ApiAnswer", "KubeApi", "connect"]
 
@@ -87,7 +89,13 @@ class KubeApi:
 
     @property
     def host(self) -> str:
+        """The server's URL as configured (it may carry credentials: see :attr:`server`)."""
         return str(self._client.configuration.host)
+
+    @property
+    def server(self) -> str:
+        """The server's URL for messages: without a password or token in it."""
+        return redact_url(self.host)
 
     def close(self) -> None:
         self._client.close()
@@ -123,8 +131,13 @@ class KubeApi:
                 *req, _request_timeout=(_CONNECT_TIMEOUT_S, timeout or _READ_TIMEOUT_S))
             raw = resp.read()
         except (urllib3.exceptions.HTTPError, OSError, ConfigException) as exc:
-            raise BackendError(f"{method} {path}: no answer from the API server at {self.host} "
-                               f"({self.source}): {exc}") from None
+            raise BackendError(f"{method} {path}: no answer from the API server at "
+                               f"{self.server} ({self.source}): {redact(str(exc))}") from None
+        except ValueError as exc:  # http.client refuses a header value (a token with a newline)
+            raise BackendError(f"{method} {path}: the request to {self.server} could not be "
+                               f"sent ({self.source}): {redact(str(exc))}. Fix: check the "
+                               "credentials of the kubeconfig user (a token with a stray "
+                               "newline or space)") from None
         data: dict[str, Any] = {}
         if raw:
             try:
@@ -172,7 +185,7 @@ class KubeApi:
 def _failed(verb: str, path: str, answer: ApiAnswer) -> BackendError:
     hint = {401: " (the credentials were refused: check the kubeconfig user or token)",
             403: " (permission denied: the identity lacks this verb on this resource)"}
-    return BackendError(f"{verb} {path}: HTTP {answer.status}: {answer.message}"
+    return BackendError(f"{verb} {path}: HTTP {answer.status}: {redact(answer.message)}"
                         f"{hint.get(answer.status, '')}")
 
 
@@ -203,7 +216,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, *,
                                          temp_file_path=str(keys))
         except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"cannot use kubeconfig {path} (context {context or 'current'})"
-                               f": {exc}") from None
+                               f": {redact(str(exc))}") from None
         return KubeApi(ApiClient(cfg), source=f"kubeconfig {path}, context {name}",
                        context=name)
     if context is not None:
@@ -217,6 +230,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, *,
                               cert_filename=str(in_cluster_dir / "ca.crt"),
                               environ=env).load_and_set(cfg)
     except (ConfigException, OSError) as exc:
-        raise BackendError(f"in-cluster config failed ({in_cluster_dir}): {exc}") from None
+        raise BackendError(f"in-cluster config failed ({in_cluster_dir}): {redact(str(exc))}"
+                           ) from None
     return KubeApi(ApiClient(cfg), source=f"in-cluster service account ({in_cluster_dir})",
                    context=None)
