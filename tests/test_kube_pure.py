@@ -17,6 +17,7 @@ from pathlib import Path
 from pitstop.config import load_files
 from pitstop.kube.drift import fleet_drift
 from pitstop.kube.inventory import _requests, cluster_name_for, split_image
+from pitstop.kube.keydir import sweep
 from pitstop.kube.redact import redact, redact_url
 from pitstop.model import Fleet
 
@@ -153,6 +154,20 @@ def test_a_killed_pitstop_leaves_its_key_only_in_a_private_directory_swept_at_st
     assert done.returncode == 0, done.stderr
     assert _holding_the_key(tmp) == []
     assert not any(p.name.startswith("keys-") for p in tmp.rglob("*"))
+
+
+def test_the_sweep_removes_the_directories_of_processes_that_are_gone(tmp_path: Path) -> None:
+    parent = os.getppid()
+    started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    alive = tmp_path / f"keys-{parent}-{started}"
+    reused = tmp_path / f"keys-{parent}-{int(started) + 1}"  # that pid, another process
+    gone = tmp_path / "keys-999999999-1"
+    other = tmp_path / "not-a-key-directory"
+    for d in (alive, reused, gone, other):
+        d.mkdir()
+        (d / "tmpkey").write_text("key")
+    assert sorted(sweep(tmp_path)) == sorted([reused, gone])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
 
 
 def test_a_key_directory_someone_else_could_read_is_refused(tmp_path: Path) -> None:
