@@ -129,11 +129,12 @@ def _check_gate_conditions(cfg: LoadedConfig) -> None:
     problems = []
     source = next((f for k, f in cfg.sources.items() if k.startswith("UpgradePolicy/")), "-f")
     for i, gate in enumerate(cfg.policy.spec.gates):
-        try:
-            Condition.parse(gate.condition)
-        except ConditionError as exc:
-            problems.append(ConfigProblem(source, None, f"spec.gates[{i}].condition",
-                                          f"{exc}.", "write e.g. 'result <= 0.01'."))
+        for key, text in gate.conditions().items():
+            try:
+                Condition.parse(text)
+            except ConditionError as exc:
+                problems.append(ConfigProblem(source, None, f"spec.gates[{i}].{key}",
+                                              f"{exc}.", "write e.g. 'result <= 0.01'."))
     if problems:
         raise ConfigError(problems)
 
