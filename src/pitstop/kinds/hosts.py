@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from pitstop.backend import Backend
 from pitstop.errors import ConfigError, ConfigProblem, RunRefused
-from pitstop.hosts.backend import HostsBackend, etcd_access_problems, plan_problems
+from pitstop.hosts.backend import (
+    HostsBackend,
+    credential_problems,
+    etcd_access_problems,
+    plan_problems,
+)
 from pitstop.kinds.api import Prepared, RunOptions
 
 if TYPE_CHECKING:
@@ -20,11 +25,16 @@ __all__ = ["HostsKind", "checked_inventory"]
 
 
 def checked_inventory(cfg: LoadedConfig, kind: str) -> HostInventory:
-    """The HostInventory of ``cfg``; refused when there is none."""
+    """The HostInventory of ``cfg``, refused (exit 2, file and field named, before anything is
+    made) when there is none or when an SSH key or known_hosts file it names cannot be used."""
     if cfg.hosts is None:
         raise ConfigError([ConfigProblem(
             "-f", None, "", f"--backend {kind} needs a HostInventory.",
             "pass -f hosts.yaml holding `kind: HostInventory` (docs/runtime-upgrades.md).")])
+    problems = credential_problems(cfg.hosts, cfg.sources.get(
+        f"HostInventory/{cfg.hosts.metadata.name}", "-f"))
+    if problems:  # e.g. a malformed SSH key: named by file and field
+        raise ConfigError(problems)
     return cfg.hosts
 
 
