@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from pitstop.hosts.opstate import HostEvent, HostState
+from pitstop.store import OpEvent, SqliteOperationStore
 from tests.runlib import journal, only_run
 
 from .etcdlib import NEW, OLD, LiveCluster, MakeCluster, Pki, Writer, make_pki, put, read_prefix
@@ -89,11 +89,11 @@ def write_files(tmp: Path, live: LiveCluster, pki: Pki | None, *, waived: bool =
     return out
 
 
-def events(run: Path) -> list[HostEvent]:
-    return HostState(run / "hosts.sqlite").events()
+def events(run: Path) -> list[OpEvent]:
+    return SqliteOperationStore(run / "hosts.sqlite").events()
 
 
-def starts_of(run: Path, member: str, version: str) -> list[HostEvent]:
+def starts_of(run: Path, member: str, version: str) -> list[OpEvent]:
     return [e for e in events(run) if e.kind == "etcd-start" and e.subject == member
             and e.detail.startswith(f"etcd {version} ")]
 
@@ -168,7 +168,7 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
         # until the journal shows the second member's operation started and the backend's log
         # shows that member being stopped for its restart: then SIGKILL
         deadline = time.monotonic() + 300
-        stopping: list[HostEvent] = []
+        stopping: list[OpEvent] = []
         while not stopping and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
             if not (runs.exists() and any(runs.iterdir())):
@@ -189,7 +189,7 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
     status = pitstop("status", str(run))
     assert status.returncode == 0 and "running" in status.stdout, status.stdout
     assert f"running      {second_id}" in status.stdout
-    (op2,) = [o for o in HostState(run / "hosts.sqlite").operations()
+    (op2,) = [o for o in SqliteOperationStore(run / "hosts.sqlite").operations()
               if o.key.endswith(f"/{second_id}/{second}")]
     assert op2.state == "running"
     at_kill = {o.name: (o.version, o.healthy) for o in live.actuator.health()}
@@ -223,7 +223,7 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
     assert [e.op_key for e in adopt] == [op2.key]
     (start2,) = starts_of(run, second, NEW)
     killed_owner = op2.owner
-    ops = {o.key: o for o in HostState(run / "hosts.sqlite").operations()}
+    ops = {o.key: o for o in SqliteOperationStore(run / "hosts.sqlite").operations()}
     assert ops[op2.key].state == "succeeded" and ops[op2.key].owner != killed_owner
     intents2 = journal(run, "SELECT outcome FROM actions WHERE step_id = ? AND kind = "
                        "'operation'", second_id)
@@ -270,7 +270,7 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
     doc = json.loads(pitstop("status", str(run), "-o", "json").stdout)
     assert doc["status"] == "rolled-back"
     assert {s["status"] for s in doc["steps"]} == {"rolled-back"}
-    restores = [o for o in HostState(run / "hosts.sqlite").operations()
+    restores = [o for o in SqliteOperationStore(run / "hosts.sqlite").operations()
                 if o.key.endswith(f"/{steps[0]['id']}/restore")]
     assert [o.state for o in restores] == ["succeeded"]
     assert journal(run, "SELECT outcome FROM actions WHERE kind = 'operation-done' AND "

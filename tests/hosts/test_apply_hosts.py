@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pitstop.hosts.opstate import HostEvent, HostState
+from pitstop.store import OpEvent, SqliteOperationStore
 from tests.runlib import journal, only_run, query
 
 from .estate import Estate, installed_version, pid_alive
@@ -79,11 +79,11 @@ def write_files(tmp: Path, est: Estate, *, failing_gate: bool = False,
     return out
 
 
-def events(run: Path) -> list[HostEvent]:
-    return HostState(run / "hosts.sqlite").events()
+def events(run: Path) -> list[OpEvent]:
+    return SqliteOperationStore(run / "hosts.sqlite").events()
 
 
-def installs(run: Path, version: str) -> list[HostEvent]:
+def installs(run: Path, version: str) -> list[OpEvent]:
     return [e for e in events(run) if e.kind == "install" and e.detail.endswith(f"={version}")]
 
 
@@ -137,7 +137,7 @@ def test_plan_then_apply_on_the_host(at_start: Estate, tmp_path: Path) -> None:
     assert journal(run, "SELECT outcome FROM actions WHERE kind = 'skew-check'") == [
         ("unjudged",)]
     audit_ok(run)
-    (op,) = HostState(run / "hosts.sqlite").operations()
+    (op,) = SqliteOperationStore(run / "hosts.sqlite").operations()
     assert op.state == "succeeded", op.message
     assert "verified: 1 container(s) running as before, same PID and shim" in op.message
     assert len(installs(run, est.to_version)) == 1
@@ -187,7 +187,7 @@ def test_sigkill_during_the_upgrade_then_resume(at_start: Estate, tmp_path: Path
             os.kill(proc.pid, signal.SIGKILL)  # also when the test fails: never left running
             assert proc.wait(10) == -signal.SIGKILL
         run = only_run(runs)
-        (op,) = HostState(run / "hosts.sqlite").operations()
+        (op,) = SqliteOperationStore(run / "hosts.sqlite").operations()
         assert op.state == "running"
         killed_in = op.data.get("phase", "not begun")
 
@@ -200,7 +200,7 @@ def test_sigkill_during_the_upgrade_then_resume(at_start: Estate, tmp_path: Path
     assert watch.gaps() == []
     assert journal(run, "SELECT value FROM run WHERE key = 'status'") == [("completed",)]
     audit_ok(run)
-    (op,) = HostState(run / "hosts.sqlite").operations()
+    (op,) = SqliteOperationStore(run / "hosts.sqlite").operations()
     assert op.state == "succeeded", op.message
     log = events(run)
     adopt = [e for e in log if e.kind == "adopt"]
@@ -236,7 +236,7 @@ def test_failing_gate_rolls_back_automatically(at_start: Estate, tmp_path: Path)
     run = only_run(runs)
     assert journal(run, "SELECT value FROM run WHERE key = 'status'") == [("rolled-back",)]
     audit_ok(run)
-    (op,) = HostState(run / "hosts.sqlite").operations()
+    (op,) = SqliteOperationStore(run / "hosts.sqlite").operations()
     assert op.state == "failed"
     assert "verification command 'injected-gate' exited with 1" in op.message
     assert f"rolled back to {est.from_version}, verified" in op.message
@@ -265,6 +265,6 @@ def test_unknown_host_key_pauses_the_run_and_touches_nothing(at_start: Estate,
     container_untouched(est)
     run = only_run(runs)
     assert journal(run, "SELECT value FROM run WHERE key = 'status'") == [("paused",)]
-    assert HostState(run / "hosts.sqlite").operations() == []
+    assert SqliteOperationStore(run / "hosts.sqlite").operations() == []
     assert not [e for e in events(run) if e.destructive]
     audit_ok(run)

@@ -4,9 +4,9 @@ and resume.
 
 ``HostsBackend(inventory, state_dir, fleet=...)`` serves the clusters of a
 :class:`~pitstop.model.HostInventory`. Its durable state (operations by key, the log of what it
-did, recorded cordon marks) is ``state_dir/hosts.sqlite`` (:mod:`pitstop.hosts.opstate`); a
-run keeps it in the run directory, with copies of the inventory and the fleet, so that ``pitstop
-resume`` needs nothing else.
+did, recorded cordon marks) is ``state_dir/hosts.sqlite``
+(:class:`pitstop.store.SqliteOperationStore`); a run keeps it in the run directory, with
+copies of the inventory and the fleet, so that ``pitstop resume`` needs nothing else.
 
 What each call does
 ===================
@@ -162,7 +162,6 @@ from pitstop.hosts.etcd import (
     MemberControl,
     MemberProcess,
 )
-from pitstop.hosts.opstate import HostEvent, HostState, OpRecord, owner_alive, process_identity
 from pitstop.hosts.packages import (
     PackageManager,
     PackageManagerName,
@@ -180,6 +179,7 @@ from pitstop.model import (
 )
 from pitstop.planner import Plan
 from pitstop.redact import REDACTED, Json, Redactor, redact_text
+from pitstop.store import OpEvent, OpRecord, SqliteOperationStore, owner_alive, process_identity
 
 __all__ = ["RUNTIMES", "STATE_FILE", "HostsBackend", "RunStateUnreadable", "WallClock",
            "credential_problems", "etcd_access_problems", "plan_problems"]
@@ -549,7 +549,7 @@ class HostsBackend:
         self.inventory = inventory
         self.fleet = fleet
         self.state_dir = Path(state_dir)
-        self.state = HostState(self.state_dir / STATE_FILE)
+        self.state = SqliteOperationStore(self.state_dir / STATE_FILE)
         self.owner = process_identity()
         self._clock = WallClock()
         self._catalog = catalog
@@ -639,7 +639,7 @@ class HostsBackend:
             h.close()
         self._hosts.clear()
 
-    def events(self, cluster: str | None = None) -> list[HostEvent]:
+    def events(self, cluster: str | None = None) -> list[OpEvent]:
         """The log: every start, install, restart, rollback, recorded cordon… in order."""
         return self.state.events(cluster)
 

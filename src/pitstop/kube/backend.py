@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,6 @@ from pitstop.kube.controlplane import (
     ControlPlaneUpgrader,
     apiserver_endpoints,
 )
-from pitstop.kube.ops import OperationStore, OpRecord
 from pitstop.kube.parse import (
     node_observation,
     pdb_observation,
@@ -97,6 +96,7 @@ from pitstop.kube.parse import (
     workload_index,
 )
 from pitstop.kube.upgrade import NODE_COMPONENTS, NodeUpgrader, Refused, UpgradeContext
+from pitstop.store import OpRecord, SqliteOperationStore, process_identity
 from pitstop.versions import UNREADABLE, version_key
 
 __all__ = ["IDENTITY_LABEL", "PEER_ANNOTATION", "Call", "KubeBackend", "MetricsSource",
@@ -179,7 +179,8 @@ class KubeBackend:
         self.cluster = cluster or self._conn.context or "in-cluster"
         self.metrics = metrics
         self._clock: Clock = clock if clock is not None else RealClock()
-        self._ops = OperationStore(Path(state_file) if state_file else None)
+        self._ops = SqliteOperationStore(Path(state_file) if state_file else None)
+        self._owner = process_identity()
         self.calls: list[Call] = []
         # evictions the drain may send at once (the API server serves them concurrently, as
         # `kubectl drain` sends them); the client's connection pool is as wide
@@ -209,6 +210,7 @@ class KubeBackend:
 
     def close(self) -> None:
         self._conn.close()
+        self._ops.close()
 
     # -- observations ----------------------------------------------------------------------
     def observe(self, cluster: str) -> ClusterObservation:
@@ -339,17 +341,17 @@ class KubeBackend:
         """Start ``action`` under ``key``; a known key (in memory or in the state file) returns
         its operation, polled, and starts nothing (another action under it: BackendError)."""
         api = self._api(cluster)
-        with self._ops.transaction() as ops:
-            existing = ops.get(key)
+        with self._ops.transaction():
+            existing = self._ops.get(key)
             if existing is not None:
                 if existing.action != action:
                     raise BackendError(f"{cluster}: operation {key!r} exists for another "
                                        f"action ({existing.action!r})")
                 self._record("start", key, f"known key: {existing.state}", False)
-                self._refresh(api, existing)
-                return existing.observe()
+                return self._refresh(api, existing).operation()
             now = self.clock.now()
-            rec = OpRecord(key, action, OperationState.RUNNING, now)
+            data: dict[str, Any] = {}
+            state, message, finished = OperationState.RUNNING, "", None
             try:
                 if _is_control_plane(action):
                     assert isinstance(action, UpgradeComponent)
@@ -359,31 +361,33 @@ class KubeBackend:
                             "Kubernetes API cannot restart an apiserver. Fix: configure the "
                             "control-plane upgrade command (KubeBackend(control_plane_upgrader="
                             "CommandControlPlaneUpgrader([...]))), see docs/operations.md")
-                    rec.data = self.control_plane_upgrader.begin(self._ctx(api), action)
+                    data = self.control_plane_upgrader.begin(self._ctx(api), action)
                 elif _is_node(action):
                     assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
-                    rec.data = self.node_upgrader.begin(self._ctx(api), action)
+                    data = self.node_upgrader.begin(self._ctx(api), action)
                 else:
                     raise Refused(f"{action!r} is not something the Kubernetes API can do: etcd "
                                   "and add-on changes need a host or provider backend")
             except Refused as refused:
-                rec.state, rec.finished, rec.message = OperationState.FAILED, now, str(refused)
-            ops[key] = rec
+                state, finished, message = OperationState.FAILED, now, str(refused)
+            rec = OpRecord(key, self.cluster, action, state, message, now, finished, self._owner,
+                           data)
+            self._ops.insert(rec)
             self._record("start", key, repr(action), True)
-            return rec.observe()
+            return rec.operation()
 
     def poll(self, cluster: str, key: str) -> Operation:
         api = self._api(cluster)
-        with self._ops.transaction() as ops:
-            rec = ops.get(key)
+        with self._ops.transaction():
+            rec = self._ops.get(key)
             if rec is None:
                 raise BackendError(f"{cluster}: no operation {key!r}")
-            self._refresh(api, rec)
-            return rec.observe()
+            return self._refresh(api, rec).operation()
 
-    def _refresh(self, api: KubeApi, rec: OpRecord) -> None:
+    def _refresh(self, api: KubeApi, rec: OpRecord) -> OpRecord:
+        """``rec`` as it is now: a running operation is checked, and its end stored."""
         if rec.state is not OperationState.RUNNING:
-            return
+            return rec
         action = rec.action
         ctx = self._ctx(api)
         if _is_control_plane(action):
@@ -398,8 +402,11 @@ class KubeBackend:
         else:
             assert isinstance(action, UpgradeComponent | AddNode | RemoveNode)
             state, message = self.node_upgrader.check(ctx, action, rec.started, rec.data)
-        if state is not OperationState.RUNNING:
-            rec.state, rec.message, rec.finished = state, message, ctx.now
+        if state is OperationState.RUNNING:
+            self._ops.save_data(rec.key, rec.data)  # what the check noted (it may add to it)
+            return rec
+        self._ops.finish(rec.key, state, message, ctx.now, rec.data)
+        return replace(rec, state=state, message=message, finished=ctx.now)
 
 
 def _is_control_plane(action: Action) -> bool:

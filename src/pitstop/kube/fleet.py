@@ -244,7 +244,7 @@ class KubeFleet:
         self.backends: dict[str, KubeBackend] = {}
         try:
             for cluster, ctx in spec.contexts.items():
-                state = state_dir / f"kube-{cluster}.json" if state_dir is not None else None
+                state = state_dir / f"kube-{cluster}.sqlite" if state_dir is not None else None
                 upgrader = make_node_upgrader(
                     spec.node_upgrader, command=spec.node_command,
                     state_dir=(state_dir if state_dir is not None else Path(".")) / "nodes"

@@ -13,7 +13,9 @@ from pitstop.store.api import (
     RunStore,
     StepRecord,
 )
+from pitstop.store.ops import SqliteOperationStore, owner_alive, process_identity
 from pitstop.store.sqlite import SCHEMA_VERSION, SqliteRunStore
 
 __all__ = ["SCHEMA_VERSION", "ActionRecord", "ApprovalRecord", "GateRecord", "LockHolder",
-           "OpEvent", "OpRecord", "OperationStore", "RunStore", "SqliteRunStore", "StepRecord"]
+           "OpEvent", "OpRecord", "OperationStore", "RunStore", "SqliteOperationStore",
+           "SqliteRunStore", "StepRecord", "owner_alive", "process_identity"]

@@ -174,6 +174,8 @@ class OpEvent:
 class OperationStore(Protocol):
     """A real backend's durable operations, events and key/values (module docstring)."""
 
+    def transaction(self) -> AbstractContextManager[None]: ...
+
     def get(self, key: str) -> OpRecord | None: ...
 
     def operations(self, cluster: str | None = None, *,

@@ -1,36 +1,33 @@
-"""The hosts backend's own durable state: its operations by key, the log of what it did, and
-what it records for hosts that are not Kubernetes nodes (cordon marks, annotations).
+"""The SQLite implementation of :class:`~pitstop.store.api.OperationStore`: a backend's own
+durable state — its operations by key, the log of what it did, and marks and key/values (e.g.
+cordon marks on hosts that are not Kubernetes nodes).
 
-One SQLite file (WAL, ``synchronous=FULL``), shared by every process that opens it, so that a
-process started after a crash finds the operations an earlier one began, sees that their owner
-is gone (:func:`owner_alive`), claims them (:meth:`HostState.claim`: one process wins) and
-settles them.
-
-An operation's *owner* names the process that runs it: ``host:pid:start-ticks`` (the start
-time in clock ticks since boot from ``/proc/PID/stat``, so a recycled pid is not mistaken for
-the owner).
+One file, shared by every process that opens it, so that a process started after a crash
+finds the operations an earlier one began, sees that their owner is gone
+(:func:`owner_alive`), claims them (:meth:`SqliteOperationStore.claim`: one process wins) and
+settles them. An operation's *owner* names the process that runs it, ``host:pid:start-ticks``
+(:func:`process_identity`: the start time in clock ticks since boot from ``/proc/PID/stat``, so
+a recycled pid is not mistaken for the owner). ``path`` ``:memory:`` keeps it in this process
+only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pitstop.backend.api import (
-    Action,
-    Operation,
-    OperationState,
-    action_from_dict,
-    action_to_dict,
-)
+from pitstop.backend.api import Action, OperationState, action_from_dict, action_to_dict
+from pitstop.store.api import OpEvent, OpRecord
 
-__all__ = ["HostEvent", "HostState", "OpRecord", "owner_alive", "process_identity"]
+__all__ = ["SqliteOperationStore", "owner_alive", "process_identity"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -49,6 +46,7 @@ CREATE TABLE IF NOT EXISTS marks (
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
 
 def _action_json(action: Action) -> str:
     return json.dumps(action_to_dict(action), sort_keys=True)
@@ -86,55 +84,57 @@ def owner_alive(owner: str) -> bool:
     return _start_ticks(int(pid_text)) == ticks
 
 
-@dataclass(frozen=True, slots=True)
-class OpRecord:
-    key: str
-    cluster: str
-    action: Action
-    state: OperationState
-    message: str
-    started: float
-    finished: float | None
-    owner: str
-    data: dict[str, Any] = field(default_factory=dict)
+class SqliteOperationStore:
+    """A backend's operations, events, marks and key/values in one SQLite file (WAL,
+    ``synchronous=FULL``), shared by every process that opens it (module docstring). Safe to
+    use from several threads: a connection each."""
 
-    def operation(self) -> Operation:
-        return Operation(self.key, self.action, self.state, self.message, self.started,
-                         self.finished)
-
-
-@dataclass(frozen=True, slots=True)
-class HostEvent:
-    """One thing the backend did (or recorded). ``destructive``: it changed a host."""
-
-    seq: int
-    at: float
-    cluster: str
-    kind: str
-    subject: str
-    detail: str
-    destructive: bool
-    op_key: str
-    owner: str
-
-
-class HostState:
-    """See the module docstring. Safe to use from several threads (a connection each)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | None) -> None:
+        self.path = Path(path) if path is not None else None
         self._local = threading.local()
+        self._keeper: sqlite3.Connection | None = None
+        if self.path is None:  # this process only: one shared in-memory database
+            self._uri = f"file:pitstop-ops-{secrets.token_hex(8)}?mode=memory&cache=shared"
+            self._keeper = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # 0600 whatever the umask (-wal and -shm follow it)
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._uri = f"file:{self.path}"
         self._db().executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = sqlite3.connect(self._uri, uri=True, isolation_level=None, timeout=30)
+            if self.path is not None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
         return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """What is read and written inside happens at once for every other process (a write
+        lock is taken at the start: two processes starting one key cannot both miss it)."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     # -- operations ------------------------------------------------------------------------
     @staticmethod
@@ -196,12 +196,12 @@ class HostState:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (at, cluster, kind, subject, detail, int(destructive), op_key, owner))
 
-    def events(self, cluster: str | None = None) -> list[HostEvent]:
+    def events(self, cluster: str | None = None) -> list[OpEvent]:
         q = ("SELECT seq, at, cluster, kind, subject, detail, destructive, op_key, owner "
              "FROM events")
         rows = (self._db().execute(q + " WHERE cluster = ? ORDER BY seq", (cluster,))
                 if cluster is not None else self._db().execute(q + " ORDER BY seq"))
-        return [HostEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
+        return [OpEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
                 for r in rows]
 
     # -- marks (cordon, annotations) and key/values ------------------------------------------
