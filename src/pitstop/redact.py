@@ -9,8 +9,9 @@ secret. The name is split into words (``_``, ``-``, ``.``, spaces and camelCase)
 secret when a word is ``password``, ``passwd``, ``passphrase``, ``token``, ``secret``,
 ``credential(s)``, ``authorization``, ``apikey`` or ``privatekey``, or contains one of
 ``password``, ``passwd``, ``passphrase``, ``secret``, ``token`` (``PGPASSWORD``), or when its
-last word is ``key`` or ``keys`` (``api_key``, ``privateKey``, ``ssh-key``). ``monkey``,
-``keyboard``, ``key_id``, ``keyFile`` and ``passed`` are kept.
+last word is ``key`` or ``keys`` (``api_key``, ``privateKey``, ``ssh-key``), or it holds the
+words ``key data`` (a kubeconfig's ``client-key-data``). ``monkey``, ``keyboard``, ``key_id``,
+``keyFile`` and ``passed`` are kept.
 
 **Text.** :func:`redact_text` replaces, in this order:
 
@@ -19,7 +20,8 @@ last word is ``key`` or ``keys`` (``api_key``, ``privateKey``, ``ssh-key``). ``m
   of the text when it is cut off), whole;
 * ``Authorization: <scheme> <value>`` → ``Authorization: MASK``;
 * ``Bearer <token>`` anywhere, whole;
-* the password of a URL (``https://user:pw@host`` → ``https://user:MASK@host``);
+* the password of a URL (``https://user:pw@host`` → ``https://user:MASK@host``), and a user
+  alone, which may be a token (``https://t0ken@host`` → ``https://MASK@host``);
 * ``NAME=value``, ``NAME: value``, ``"NAME": "value"`` when NAME names a secret (see above):
   the value;
 * ``--NAME value`` and ``-NAME value`` when NAME names a secret: the value (``--password=x`` is
@@ -35,6 +37,7 @@ leaked credential costs a rotation.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from typing import TypeAlias
@@ -60,7 +63,8 @@ def is_secret_key(name: str) -> bool:
     if not words:
         return False
     return words[-1] in _KEY_WORDS or any(
-        w in _SECRET_WORDS or any(part in w for part in _SECRET_PARTS) for w in words)
+        w in _SECRET_WORDS or any(part in w for part in _SECRET_PARTS) for w in words) or any(
+        a == "key" and b == "data" for a, b in itertools.pairwise(words))
 
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?"
@@ -69,8 +73,9 @@ _AUTHORIZATION = re.compile(r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)"
                             r"(?:(?:bearer|basic|token|negotiate|digest)\s+)?[^\s'\",;]+")
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*")
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@")
+_URL_USER = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+@")
 _ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9_.])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)"
-                         r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;]+)")
+                         r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;&]+)")
 _OPTION = re.compile(r"(?<![A-Za-z0-9_-])(?P<flag>--?(?P<name>[A-Za-z][A-Za-z0-9_-]*))"
                      r"(?P<sep>\s+)(?P<value>(?!-)[^\s'\"]+)")
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
@@ -85,6 +90,7 @@ def redact_text(text: str, *, mask: str = "***", secrets: Iterable[str] = ()) ->
     text = _AUTHORIZATION.sub(lambda m: m.group(1) + mask, text)
     text = _BEARER.sub(mask, text)
     text = _URL_PASSWORD.sub(lambda m: m.group(1) + mask + "@", text)
+    text = _URL_USER.sub(lambda m: m.group(1) + mask + "@", text)
     text = _assignments(text, mask)
     text = _OPTION.sub(lambda m: (m.group("flag") + m.group("sep") + mask)
                        if is_secret_key(m.group("name")) else m.group(0), text)

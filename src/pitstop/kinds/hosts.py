@@ -21,21 +21,26 @@ if TYPE_CHECKING:
     from pitstop.model import HostInventory
     from pitstop.planner import Plan
 
-__all__ = ["HostsKind", "checked_inventory"]
+__all__ = ["HostsKind", "access_problems", "checked_inventory"]
 
 
 def checked_inventory(cfg: LoadedConfig, kind: str) -> HostInventory:
-    """The HostInventory of ``cfg``, refused (exit 2, file and field named, before anything is
-    made) when there is none or when an SSH key or known_hosts file it names cannot be used."""
+    """The HostInventory of ``cfg``; refused when there is none."""
     if cfg.hosts is None:
         raise ConfigError([ConfigProblem(
             "-f", None, "", f"--backend {kind} needs a HostInventory.",
             "pass -f hosts.yaml holding `kind: HostInventory` (docs/runtime-upgrades.md).")])
-    problems = credential_problems(cfg.hosts, cfg.sources.get(
-        f"HostInventory/{cfg.hosts.metadata.name}", "-f"))
-    if problems:  # e.g. a malformed SSH key: named by file and field
-        raise ConfigError(problems)
     return cfg.hosts
+
+
+def access_problems(cfg: LoadedConfig, inventory: HostInventory,
+                    plan: Plan | None) -> list[ConfigProblem]:
+    """What keeps pitstop from reaching the hosts as the inventory says — an SSH key or
+    known_hosts file that cannot be used, an etcd CA that does not fit (``plan``: the etcd
+    members it changes) — each named by file and field, before anything is made."""
+    source = cfg.sources.get(f"HostInventory/{inventory.metadata.name}", "-f")
+    return (etcd_access_problems(inventory, plan, source) if plan is not None else []) + \
+        credential_problems(inventory, source)
 
 
 def _describe_hosts(inventory_names: list[str]) -> str:
@@ -54,9 +59,8 @@ class HostsKind:
         if problems:
             raise RunRefused("the hosts backend cannot carry this plan out:\n  - "
                              + "\n  - ".join(problems))
-        access = etcd_access_problems(inventory, plan, cfg.sources.get(
-            f"HostInventory/{inventory.metadata.name}", "-f"))
-        if access:  # e.g. a wrong etcd CA: named by file and field, before anything is made
+        access = access_problems(cfg, inventory, plan)
+        if access:  # e.g. a wrong etcd CA, a malformed SSH key: named by file and field
             raise ConfigError(access)
         record = {**HostsBackend.run_record(), "mode": options.mode,
                   "hosts": sorted(n.name for c in inventory.spec.clusters for n in c.nodes)}

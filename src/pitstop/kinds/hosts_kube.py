@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from pitstop.backend import Backend
 from pitstop.compose import HOST_COMPONENTS, HostsOnNodes
 from pitstop.compose import plan_problems as both_problems
+from pitstop.errors import ConfigError
 from pitstop.hosts.backend import HostsBackend
 from pitstop.kinds.api import Prepared, RunOptions
-from pitstop.kinds.hosts import checked_inventory
+from pitstop.kinds.hosts import access_problems, checked_inventory
 from pitstop.kinds.kube import describe_contexts, prepare_kube, reopen_kube
 from pitstop.kube.fleet import KubeFleet
 from pitstop.planner.plan import StepAction
@@ -39,6 +40,9 @@ class HostsKubeKind:
             upgrades_node=lambda step: step.action == StepAction.UPGRADE_NODES and any(
                 c.component not in HOST_COMPONENTS for c in step.changes),
             runtime_on_hosts=hosts)
+        access = access_problems(cfg, inventory, None)
+        if access:  # e.g. a malformed SSH key: named by file and field, before anything is made
+            raise ConfigError(access)
         record = {**HostsOnNodes.record({**HostsBackend.run_record(), "hosts": sorted(hosts)},
                                         spec.to_record()), "mode": options.mode}
         fleet = cfg.fleet
