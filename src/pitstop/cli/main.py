@@ -640,11 +640,12 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
             f"{f.code} ({f.cluster or 'fleet'}): {f.message}" + (f" Fix: {f.fix}" if f.fix
                                                                    else "")
             for f in plan_.blocking) + " — fix these (`pitstop plan` shows how) before applying")
-    what = _apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts)
-    _echo(what, err=True)
-    missing_inventory = backend_kind in ("hosts", "hosts+kube") and cfg.hosts is None
-    if not yes and not missing_inventory and not click.confirm("Go ahead?", err=True):
-        sys.exit(EXIT_BLOCKED)
+    # nothing to ask about when the backend refuses at once (no steps, no inventory)
+    refused = not plan_.steps or (backend_kind in ("hosts", "hosts+kube") and cfg.hosts is None)
+    if not refused:
+        _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
+        if not yes and not click.confirm("Go ahead?", err=True):
+            sys.exit(EXIT_BLOCKED)
     if backend_kind == "hosts":
         run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
     elif backend_kind in ("kube", "hosts+kube"):
