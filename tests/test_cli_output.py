@@ -546,6 +546,44 @@ def test_watch_gives_up_after_its_timeout_and_ctrl_c_exits_0(
         proc.kill()
 
 
+def test_watch_on_a_terminal_redraws_the_status(running_run: tuple[Path, Journal]) -> None:
+    import pty
+    import select
+
+    run, journal = running_run
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pitstop", "status", str(run), "--watch",
+                             "--interval", "0.05"], stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "150"})
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle: bytes) -> None:
+        nonlocal seen
+        while needle not in seen:
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready, seen[-2000:]
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child ended and closed the terminal
+                chunk = b""
+            assert chunk, seen[-2000:]
+            seen += chunk
+
+    try:
+        read_until(b"Ctrl-C stops watching")
+        assert b"\x1b[2J" in seen  # the screen cleared, then the status drawn
+        assert f"run {run.name}: ".encode() in seen and b"11/51 done" in seen
+        journal.set("reason", "every step done and every gate passed")
+        journal.set("status", "completed")
+        read_until(b"every step done and every gate passed")
+        assert proc.wait(30) == 0
+        assert seen.count(b"\x1b[2J") >= 2  # redrawn on the change
+    finally:
+        proc.kill()
+        os.close(master)
+
+
 def test_watch_of_a_run_that_already_stopped_exits_with_its_code(runs_dir: Path) -> None:
     for d in _run_docs(runs_dir):
         r = pitstop("status", d["path"], "--watch", "--interval", "0.05")
