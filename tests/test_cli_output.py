@@ -26,13 +26,13 @@ from typing import Any
 
 import pytest
 import yaml
-from pitstop.executor.journal import Journal
 from rich.console import Console
 
 from pitstop.calendar import schedule_plan
 from pitstop.catalog import load_catalog
 from pitstop.cli.runs import execute, start_run
 from pitstop.config import load_files
+from pitstop.executor.approvals import approve_step
 from pitstop.model import Fleet
 from pitstop.planner import make_plan
 from pitstop.planner.plan import Change, Step
@@ -41,6 +41,7 @@ from pitstop.render.plan import change_chains, group_findings
 from pitstop.render.runs import split_rollbacks
 from pitstop.render.safe import markup, visible
 from pitstop.render.table import plain_table
+from pitstop.store import SqliteRunStore as Journal
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"
@@ -275,7 +276,7 @@ def nasty_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.status == "paused" and "approval" in result.reason
     step = next(s.id for s in plan.steps if s.requires_approval)
     for who in ("sre-leads", "change-board"):
-        run.journal.approve(step, who, twin.clock.now())
+        approve_step(run, step, who, at=twin.clock.now())
     run.close()
     return run.path
 
@@ -613,8 +614,9 @@ def test_exit_codes_tell_how_a_run_ended(runs_dir: Path, tmp_path: Path) -> None
     (broken / "journal.sqlite").write_bytes(b"this is not a database" * 100)
     for p in broken.glob("journal.sqlite-*"):
         p.unlink()
-    r = pitstop("status", str(broken))
-    assert r.returncode == 3 and "internal error" in r.stderr, r.stderr
+    r = pitstop("status", str(broken))  # a damaged run: refused, naming the file (exit 2)
+    assert r.returncode == 2 and f"{broken / 'journal.sqlite'}: not a readable journal" in \
+        r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 # -- apply says what it acts on -----------------------------------------------------------

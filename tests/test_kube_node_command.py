@@ -132,3 +132,54 @@ def test_running_timed_out_vanished_and_a_reused_pid(tmp_path: Path) -> None:
     st = _until(lambda: command_status(data, 10.0, 0.0, 60.0), "vanished", "killed")
     assert "ended without an exit status (killed?)" in st.failure("kubelet on node n1")
 
+
+
+# -- secrets stay out of the run directory -------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["ssh", "{node}", "upgrade", "--password=hunter2"],
+    ["ssh", "{node}", "upgrade", "--password", "hunter2"],
+    ["curl", "-H", "Authorization: Bearer eyJhbGciOi.payload.sig", "https://{node}/up"],
+    ["curl", "https://admin:hunter2@10.0.0.1/up?node={node}"],
+])
+def test_a_command_with_a_literal_secret_is_refused_without_showing_it(
+        tmp_path: Path, command: list[str]) -> None:
+    """Regression: --node-command and --control-plane-command were kept verbatim in run.json
+    and output.log; a secret written in them is refused, naming the way out."""
+    with pytest.raises(NodeCommandError) as err:
+        CommandNodeUpgrader(command, tmp_path)
+    text = str(err.value)
+    assert "looks like a secret" in text and "{env:" in text
+    assert "hunter2" not in text and "payload.sig" not in text
+
+
+def test_a_file_named_by_a_secret_option_is_not_a_secret(tmp_path: Path) -> None:
+    up = CommandNodeUpgrader(["ssh", "{node}", "upgrade", "--token-file", "/etc/pitstop/t"],
+                             tmp_path)
+    assert up.command[-1] == "/etc/pitstop/t"
+
+
+def test_env_placeholders_are_read_at_launch_and_never_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PITSTOP_TEST_TOKEN", raising=False)
+    template = ["/bin/sh", "-c", 'test "$1" = "$PITSTOP_TEST_TOKEN"', "up",
+                "{env:PITSTOP_TEST_TOKEN}", "{node}"]
+    with pytest.raises(NodeCommandError, match="PITSTOP_TEST_TOKEN is not set"):
+        CommandNodeUpgrader(template, tmp_path)
+    with pytest.raises(NodeCommandError, match="does not name an environment variable"):
+        CommandNodeUpgrader(["true", "{env:}"], tmp_path)
+    monkeypatch.setenv("PITSTOP_TEST_TOKEN", "s3cr3t-value")
+    up = CommandNodeUpgrader(template, tmp_path)
+    from pitstop.kube.command import expand, shown
+
+    values = {"node": "n1"}
+    assert expand(up.command, values)[4] == "s3cr3t-value"
+    assert shown(up.command, values)[4] == "{env:PITSTOP_TEST_TOKEN}"
+    data = launch(tmp_path, "kubelet-n1", expand(up.command, values), time.time(), "test",
+                  shown(up.command, values))
+    st = _until(lambda: command_status(data, time.time(), time.time() - 1, 60), "exited",
+                "the command")
+    assert st.succeeded  # it got the value
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert "s3cr3t-value" not in written and "{env:PITSTOP_TEST_TOKEN}" in written
+    assert "s3cr3t-value" not in str(data)

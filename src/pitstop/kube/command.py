@@ -3,8 +3,13 @@
 (:class:`~pitstop.kube.nodecommand.CommandNodeUpgrader`) share.
 
 A command is given as a *template*: a list of arguments (never run through a shell) with
-``{placeholder}`` fields. :func:`template_problems` says what is wrong with one, each problem
-with its fix.
+``{placeholder}`` fields, and ``{env:NAME}`` for a value read from pitstop's environment when
+the command is launched (a token, a password): it is never written anywhere — not to run.json,
+the operation's data, ``output.log`` or an error, which all show ``{env:NAME}``. A template
+that holds a secret literally (``--password=…``, ``Bearer …``, a password in a URL) is refused:
+it would be kept in the run directory. :func:`template_problems` says what is wrong with one,
+each problem with its fix; :func:`expand` and :func:`shown` format it for running and for
+showing.
 
 :func:`launch` starts the formatted command **detached**: in its own session, its output in
 ``<dir>/output.log`` (the first line is the command, as pitstop wrote it), its exit status
@@ -21,21 +26,70 @@ left running).
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import secrets
 import shlex
 import shutil
 import string
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pitstop.backend import BackendError
+from pitstop.redact import redact_text
 
-__all__ = ["CLOCK_SKEW_S", "COMMAND_TIMEOUT_S", "VERIFY_TIMEOUT_S", "CommandStatus",
-           "command_status", "is_argv", "launch", "proc_start", "template_problems"]
+__all__ = ["CLOCK_SKEW_S", "COMMAND_TIMEOUT_S", "ENV", "VERIFY_TIMEOUT_S", "CommandStatus",
+           "command_status", "expand", "is_argv", "launch", "literal_secret", "proc_start",
+           "shown", "template_problems"]
+
+ENV = "env"  # {env:NAME}: NAME's value in pitstop's environment, at launch
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _FromEnvironment:
+    def __format__(self, name: str) -> str:
+        try:
+            return os.environ[name]
+        except KeyError:
+            raise BackendError(f"the command reads {{env:{name}}}, but {name} is not set in "
+                               "pitstop's environment. Fix: export it before `pitstop apply` "
+                               "and `pitstop resume`") from None
+
+
+class _Named:
+    def __format__(self, name: str) -> str:
+        return f"{{env:{name}}}"
+
+
+def expand(template: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    """The arguments to run: placeholders filled, ``{env:NAME}`` read from the environment."""
+    return [arg.format(**values, **{ENV: _FromEnvironment()}) for arg in template]
+
+
+def shown(template: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    """The arguments as pitstop writes and shows them: ``{env:NAME}`` kept as it is."""
+    return [arg.format(**values, **{ENV: _Named()}) for arg in template]
+
+
+def literal_secret(command: Sequence[str]) -> str | None:
+    """The first part of ``command`` that looks like a secret written literally (by
+    :mod:`pitstop.redact`'s rules; a file path passed to an option named like a secret, such as
+    ``--token-file /etc/x``, is not one), or None."""
+    text = shlex.join(re.sub(r"\{env:[^}]*\}", "ENV", a) for a in command)
+    masked = redact_text(text, mask="\x00")
+    if masked == text:
+        return None
+    matcher = difflib.SequenceMatcher(None, text, masked, autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            value = text[i1:i2].strip("'\"")
+            if value and not value.startswith(("/", "~", "./", "../")):
+                return value[:4] + "…" if len(value) > 4 else "…"
+    return None
 
 CLOCK_SKEW_S = 5.0  # between this machine and the cluster's, for times the cluster writes
 COMMAND_TIMEOUT_S = 1800.0  # how long a launched command may run (default)
@@ -69,10 +123,26 @@ def template_problems(command: object, placeholders: Sequence[str], example: str
         except ValueError as exc:
             out.append(f"argument {arg!r}: {exc}. Fix: write a literal brace as {{{{ or }}}}")
             continue
-        unknown = [n for n in names if n not in placeholders]
+        unknown = [n for n in names if n not in placeholders and n != ENV]
         if unknown:
             out.append(f"argument {arg!r} uses {{{unknown[0]}}}, which is not a placeholder."
-                       f" Fix: use only {', '.join('{' + p + '}' for p in placeholders)}")
+                       f" Fix: use only {', '.join('{' + p + '}' for p in placeholders)} and "
+                       "{env:NAME}")
+        for _, field, spec, _ in string.Formatter().parse(arg):
+            if field != ENV:
+                continue
+            if not spec or not _ENV_NAME.match(spec):
+                out.append(f"argument {arg!r}: {{env:{spec}}} does not name an environment "
+                           "variable. Fix: write {env:NAME}, e.g. {env:UPGRADE_TOKEN}")
+            elif spec not in os.environ:
+                out.append(f"argument {arg!r} reads {{env:{spec}}}, but {spec} is not set in "
+                           "pitstop's environment. Fix: export it before `pitstop apply` (and "
+                           "before `pitstop resume`)")
+    leaked = literal_secret(command)
+    if leaked is not None:
+        out.append(f"the command holds what looks like a secret written out ({leaked}); it "
+                   "would be kept in the run directory and its logs. Fix: pass it through "
+                   "pitstop's environment, e.g. --password={env:UPGRADE_PASSWORD}")
     exe = command[0]
     if "{" not in exe and shutil.which(exe) is None:
         out.append(f"{exe!r} is not an executable file or on PATH. Fix: give its absolute "
@@ -94,10 +164,13 @@ def proc_start(pid: int) -> str | None:
 
 
 def launch(state_dir: Path, name: str, argv: Sequence[str], now: float,
-           what: str) -> dict[str, Any]:
+           what: str, show: Sequence[str] | None = None) -> dict[str, Any]:
     """Start ``argv`` detached in a new directory under ``state_dir`` named after ``name``;
     the data :func:`command_status` reads. ``what`` names the command in errors (e.g. "the
-    control-plane upgrade command"). A command that cannot be started: BackendError."""
+    control-plane upgrade command"). ``show``: the arguments as written and kept (``{env:NAME}``
+    unexpanded; default ``argv``) — in ``output.log``, the data and every message, redacted
+    too. A command that cannot be started: BackendError."""
+    kept = [redact_text(a) for a in (show if show is not None else argv)]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     opdir = state_dir / f"{safe}-{int(now)}-{secrets.token_hex(3)}"
     try:
@@ -105,7 +178,9 @@ def launch(state_dir: Path, name: str, argv: Sequence[str], now: float,
     except OSError as exc:
         raise BackendError(f"cannot make the directory of {what}, {opdir}: {exc}") from None
     status, log = opdir / "status", opdir / "output.log"
-    log.write_text(f"$ {shlex.join(argv)}\n")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"$ {shlex.join(kept)}\n")
     try:
         launched = subprocess.run(
             ["/bin/sh", "-c", _LAUNCH, "pitstop-hook", str(status), str(log), *argv],
@@ -113,8 +188,9 @@ def launch(state_dir: Path, name: str, argv: Sequence[str], now: float,
             start_new_session=True, cwd=opdir, check=False)
         pid = int(launched.stdout.strip())
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        raise BackendError(f"could not launch {what} {shlex.join(argv)}: {exc}") from None
-    return {"dir": str(opdir), "argv": list(argv), "pid": pid, "pid_start": proc_start(pid) or ""}
+        raise BackendError(f"could not launch {what} {shlex.join(kept)}: "
+                           f"{redact_text(str(exc))}") from None
+    return {"dir": str(opdir), "argv": kept, "pid": pid, "pid_start": proc_start(pid) or ""}
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -63,8 +63,10 @@ from pitstop.kube.command import (
     COMMAND_TIMEOUT_S,
     VERIFY_TIMEOUT_S,
     command_status,
+    expand,
     is_argv,
     launch,
+    shown,
     template_problems,
 )
 from pitstop.kube.connect import KubeApi
@@ -187,10 +189,12 @@ class CommandControlPlaneUpgrader:
         return out
 
     # -- begin -----------------------------------------------------------------------------
+    def _values(self, ctx: UpgradeContext, action: UpgradeComponent) -> dict[str, str]:
+        return {"instance": action.target, "component": action.component,
+                "version": action.version, "cluster": ctx.cluster}
+
     def argv(self, ctx: UpgradeContext, action: UpgradeComponent) -> list[str]:
-        values = {"instance": action.target, "component": action.component,
-                  "version": action.version, "cluster": ctx.cluster}
-        return [arg.format(**values) for arg in self.command]
+        return expand(self.command, self._values(ctx, action))
 
     def begin(self, ctx: UpgradeContext, action: UpgradeComponent) -> dict[str, Any]:
         if action.component not in CONTROL_PLANE_COMPONENTS:
@@ -207,7 +211,8 @@ class CommandControlPlaneUpgrader:
         assert isinstance(self.state_dir, Path)
         data.update(launch(self.state_dir, f"{action.component}-{action.target}-"
                            f"{action.version}", self.argv(ctx, action), ctx.now,
-                           "the control-plane upgrade command"))
+                           "the control-plane upgrade command",
+                           shown(self.command, self._values(ctx, action))))
         return data
 
     # -- check -----------------------------------------------------------------------------

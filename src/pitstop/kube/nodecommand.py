@@ -58,8 +58,10 @@ from pitstop.kube.command import (
     COMMAND_TIMEOUT_S,
     VERIFY_TIMEOUT_S,
     command_status,
+    expand,
     is_argv,
     launch,
+    shown,
     template_problems,
 )
 from pitstop.kube.parse import parse_time, runtime_of, short_version
@@ -145,10 +147,12 @@ class CommandNodeUpgrader:
         self.command = tuple(self.command)
         self.state_dir = Path(self.state_dir)
 
+    def _values(self, ctx: UpgradeContext, action: UpgradeComponent) -> dict[str, str]:
+        return {"node": action.target, "component": action.component,
+                "version": action.version, "cluster": ctx.cluster}
+
     def argv(self, ctx: UpgradeContext, action: UpgradeComponent) -> list[str]:
-        values = {"node": action.target, "component": action.component,
-                  "version": action.version, "cluster": ctx.cluster}
-        return [arg.format(**values) for arg in self.command]
+        return expand(self.command, self._values(ctx, action))
 
     # -- begin -----------------------------------------------------------------------------
     def begin(self, ctx: UpgradeContext, action: NodeAction) -> dict[str, Any]:
@@ -171,7 +175,7 @@ class CommandNodeUpgrader:
                           "supported: replace the node")
         return launch(Path(self.state_dir), f"{action.component}-{action.target}-"
                       f"{action.version}", self.argv(ctx, action), ctx.now,
-                      "the node upgrade command")
+                      "the node upgrade command", shown(self.command, self._values(ctx, action)))
 
     # -- check -----------------------------------------------------------------------------
     def check(self, ctx: UpgradeContext, action: NodeAction, started: float,
