@@ -105,7 +105,11 @@ class HostsOnNodes:
         return self.kube.concurrent_calls  # evictions go to the API server
 
     def close(self) -> None:
-        self.kube.close()
+        """Both parts: the hosts backend first waits for its operations in flight."""
+        try:
+            self.hosts.close()
+        finally:
+            self.kube.close()
 
     def _on_hosts(self, cluster: str) -> bool:
         return self.hosts.inventory.cluster(cluster) is not None

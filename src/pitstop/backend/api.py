@@ -325,3 +325,7 @@ class Backend(Protocol):
     def start(self, cluster: str, key: str, action: Action) -> Operation: ...
 
     def poll(self, cluster: str, key: str) -> Operation: ...
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, threads, files), after waiting for
+        what it has in flight; nothing it started is stopped."""

@@ -647,13 +647,16 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
     _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
     if not yes and not click.confirm("Go ahead?", err=True):
         sys.exit(EXIT_BLOCKED)
-    run, backend = begin_run(backend_kind, cfg, plan_, policy, options, prepared=prepared)
     from pitstop.catalog import load_catalog
 
     # the live skew check reads the rules of the catalog the plan was made with
     catalog = load_catalog(catalog_dir) if catalog_dir else None
-    result = _execute_with_progress(run, backend, poll_s, catalog)
-    _print_result(run, backend, result, _console(), "pitstop apply", fmt=fmt)
+    run, backend = begin_run(backend_kind, cfg, plan_, policy, options, prepared=prepared)
+    try:
+        result = _execute_with_progress(run, backend, poll_s, catalog)
+        _print_result(run, backend, result, _console(), "pitstop apply", fmt=fmt)
+    finally:
+        backend.close()  # what it has in flight finishes first (hosts)
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
@@ -737,9 +740,13 @@ def resume(run_dir: str, poll_s: float, fmt: str) -> None:
 
     run = load_run(run_dir)
     with acting(run, "resume"):  # one process at a time; the run's files checked first
-        twin = open_backend(run)
-        result = _execute_with_progress(run, twin, poll_s)
-        _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}", fmt=fmt)
+        backend = open_backend(run)
+        try:
+            result = _execute_with_progress(run, backend, poll_s)
+            _print_result(run, backend, result, _console(), f"pitstop run {run.run_id}",
+                          fmt=fmt)
+        finally:
+            backend.close()
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
@@ -951,12 +958,10 @@ def rollback(run_dir: str, wave: str | None, restore_etcd: bool, undo_completed:
              yes: bool) -> None:
     """Roll a wave of a paused or rolled-back run back to its last known-good versions: shows
     exactly what it will undo (and what it keeps), then asks."""
-    from pitstop.cli.runs import describe_backend, load_run, open_backend
-    from pitstop.errors import BackendError, RunRefused
-    from pitstop.executor.context import Stop
-    from pitstop.executor.core import Executor
+    from pitstop.cli.runs import load_run, open_backend
+    from pitstop.errors import RunRefused
     from pitstop.executor.integrity import acting
-    from pitstop.executor.vocabulary import RunStatus, StepStatus
+    from pitstop.executor.vocabulary import RunStatus
 
     run = load_run(run_dir)
     status = run.journal.get("status")
@@ -967,48 +972,62 @@ def rollback(run_dir: str, wave: str | None, restore_etcd: bool, undo_completed:
                          "undo and asks)")
     with acting(run, "rollback"):
         backend = open_backend(run)
-        if wave is None:
-            started = [s for s in run.journal.steps() if s.status != StepStatus.PENDING]
-            by_id = {s.id: s for s in run.plan.steps}
-            wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
-        if wave not in {w.name for w in run.plan.waves}:
-            raise RunRefused(f"run {run.run_id} has no wave {wave!r}; its waves: "
-                             + ", ".join(w.name for w in run.plan.waves))
-        ex = Executor(run, backend)
-        plan = ex.plan_rollback(wave, restore_etcd=restore_etcd)
-        _echo(f"rollback of wave {wave} of run {run.run_id} ({status}) on "
-              f"{describe_backend(run)} will:")
-        for line in plan.describe():
-            _echo(f"  - {line}")
-        if plan.empty:
-            _echo("nothing to do")
-            return
-        if not yes and not click.confirm("roll back?"):
-            _echo("nothing was done")
-            sys.exit(EXIT_BLOCKED)
-        if restore_etcd and not yes and any(e.members and e.snapshot for e in plan.etcd) and \
-                not click.confirm("restore etcd from the snapshot and lose every write made "
-                                  "since it was taken?"):
-            _echo("nothing was done")
-            sys.exit(EXIT_BLOCKED)
         try:
-            summary = ex.rollback_wave(wave, "rollback requested by an operator",
-                                       restore_etcd=restore_etcd, plan=plan)
-        except Stop as stop:
-            run.journal.set("status", stop.status)
-            run.journal.set("reason", stop.reason)
-            _echo(f"rollback of wave {wave} could not finish: {stop.reason}", err=True)
-            sys.exit(EXIT_FOR_STATUS.get(stop.status, EXIT_BLOCKED))
-        except BackendError as exc:  # the backend stopped answering: a pause that says so
-            why = (f"rollback of wave {wave} could not finish: the backend could not act: "
-                   f"{exc}. Fix the connection, then `pitstop rollback {run.path}` again")
-            run.journal.set("status", RunStatus.PAUSED)
-            run.journal.set("reason", why)
-            _echo(why, err=True)
-            sys.exit(EXIT_PAUSED)
-        run.journal.set("status", RunStatus.ROLLED_BACK)
-        run.journal.set("reason", f"wave {wave}: {summary}")
-        _echo(f"wave {wave}: {summary}")
+            _rollback(run, backend, wave, restore_etcd, yes, status)
+        finally:
+            backend.close()
+
+
+def _rollback(run: Any, backend: Any, wave: str | None, restore_etcd: bool, yes: bool,
+              status: str) -> None:
+    from pitstop.cli.runs import describe_backend
+    from pitstop.errors import BackendError, RunRefused
+    from pitstop.executor.context import Stop
+    from pitstop.executor.core import Executor
+    from pitstop.executor.vocabulary import RunStatus, StepStatus
+
+    if wave is None:
+        started = [s for s in run.journal.steps() if s.status != StepStatus.PENDING]
+        by_id = {s.id: s for s in run.plan.steps}
+        wave = by_id[started[-1].step_id].wave if started else run.plan.waves[0].name
+    if wave not in {w.name for w in run.plan.waves}:
+        raise RunRefused(f"run {run.run_id} has no wave {wave!r}; its waves: "
+                         + ", ".join(w.name for w in run.plan.waves))
+    ex = Executor(run, backend)
+    plan = ex.plan_rollback(wave, restore_etcd=restore_etcd)
+    _echo(f"rollback of wave {wave} of run {run.run_id} ({status}) on "
+          f"{describe_backend(run)} will:")
+    for line in plan.describe():
+        _echo(f"  - {line}")
+    if plan.empty:
+        _echo("nothing to do")
+        return
+    if not yes and not click.confirm("roll back?"):
+        _echo("nothing was done")
+        sys.exit(EXIT_BLOCKED)
+    if restore_etcd and not yes and any(e.members and e.snapshot for e in plan.etcd) and \
+            not click.confirm("restore etcd from the snapshot and lose every write made "
+                              "since it was taken?"):
+        _echo("nothing was done")
+        sys.exit(EXIT_BLOCKED)
+    try:
+        summary = ex.rollback_wave(wave, "rollback requested by an operator",
+                                   restore_etcd=restore_etcd, plan=plan)
+    except Stop as stop:
+        run.journal.set("status", stop.status)
+        run.journal.set("reason", stop.reason)
+        _echo(f"rollback of wave {wave} could not finish: {stop.reason}", err=True)
+        sys.exit(EXIT_FOR_STATUS.get(stop.status, EXIT_BLOCKED))
+    except BackendError as exc:  # the backend stopped answering: a pause that says so
+        why = (f"rollback of wave {wave} could not finish: the backend could not act: "
+               f"{exc}. Fix the connection, then `pitstop rollback {run.path}` again")
+        run.journal.set("status", RunStatus.PAUSED)
+        run.journal.set("reason", why)
+        _echo(why, err=True)
+        sys.exit(EXIT_PAUSED)
+    run.journal.set("status", RunStatus.ROLLED_BACK)
+    run.journal.set("reason", f"wave {wave}: {summary}")
+    _echo(f"wave {wave}: {summary}")
 
 
 def _print_approval(run: Any, got: Any, fmt: str) -> None:

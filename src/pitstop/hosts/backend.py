@@ -638,6 +638,7 @@ class HostsBackend:
         for h in self._hosts.values():
             h.close()
         self._hosts.clear()
+        self.state.close()
 
     def events(self, cluster: str | None = None) -> list[OpEvent]:
         """The log: every start, install, restart, rollback, recorded cordon… in order."""
