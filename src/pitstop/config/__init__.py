@@ -4,6 +4,7 @@ file, the line, the field, what was expected and how to fix it."""
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -342,6 +343,12 @@ def _vocabulary(model: type[BaseModel], seen: set[type[BaseModel]] | None = None
     return words
 
 
+@functools.cache
+def _words(model: type[BaseModel]) -> list[str]:
+    """The sorted vocabulary of ``model`` (computed once per kind)."""
+    return sorted(_vocabulary(model))
+
+
 def _model_args(annotation: Any) -> Iterable[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
@@ -379,7 +386,6 @@ _NAMED_BOUNDS: dict[object, str] = {
 
 
 def _problems(doc: _Doc, exc: ValidationError, model: type[BaseModel]) -> list[ConfigProblem]:
-    vocab: set[str] | None = None
     out: list[ConfigProblem] = []
     for err in exc.errors(include_url=False):
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
@@ -399,9 +405,8 @@ def _problems(doc: _Doc, exc: ValidationError, model: type[BaseModel]) -> list[C
             msg = "this field is required but missing."
             fix = f"add `{loc[-1]}:` here." if loc else ""
         elif kind == "extra_forbidden":
-            vocab = vocab if vocab is not None else _vocabulary(model)
             key = str(loc[-1]) if loc else ""
-            close = difflib.get_close_matches(key, sorted(vocab), n=1)
+            close = difflib.get_close_matches(key, _words(model), n=1)
             msg = f"unknown field {key!r}."
             fix = f"did you mean `{close[0]}`?" if close else "remove it (keys are camelCase)."
         else:
