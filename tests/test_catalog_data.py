@@ -105,7 +105,7 @@ def _walk_versions(node: Any, path: str = "") -> list[tuple[str, Any]]:
                 found.append((p, v))
             elif k == "versions" and isinstance(v, list):
                 found += [(f"{p}[{i}]", x) for i, x in enumerate(v)]
-            elif k == "supports" and isinstance(v, dict):
+            elif k in ("supports", "upgradeFrom") and isinstance(v, dict):
                 found += [(f"{p}.{mk}", x) for mk, x in v.items()]
             else:
                 found += _walk_versions(v, p)
@@ -132,7 +132,12 @@ def test_skew_policy_values(kube: dict[str, Any]) -> None:
         "kubeletMaxOlder": 3,
         "kubeletMaxOlderLegacy": {"before": "1.25", "minors": 2},
         "kubeProxyMaxOlder": 3,
+        # version-skew-policy.md: "kube-proxy < 1.25 may only be up to two minor versions
+        # older than kube-apiserver" and "... older or newer than the kubelet instance it runs
+        # alongside"
+        "kubeProxyMaxOlderLegacy": {"before": "1.25", "minors": 2},
         "kubeProxyMaxSkewToKubelet": 3,
+        "kubeProxyMaxSkewToKubeletLegacy": {"before": "1.25", "minors": 2},
         "controllersMaxOlder": 1,
         "kubectlMaxSpread": 1,
     }
@@ -240,6 +245,40 @@ def test_etcd(kube_minors: list[str]) -> None:
     # kubeadm's etcd never goes backwards across minors
     ordered = [patch(kmap[k]["kubeadm"]) for k in sorted(kmap, key=minor)]
     assert all(b >= a or b[:2] == a[:2] for a, b in itertools.pairwise(ordered))
+
+
+def _check_upgrade_from(name: str, entries: list[dict[str, Any]]) -> int:
+    """``upgradeFrom: {<older line>: <minimum patch of that line>}`` on a line entry: the older
+    line is in the file, the minimum is a patch of it, and the file's latest patch of that line
+    meets it (else the planner would refuse every upgrade into the line). Returns how many."""
+    latest = {e["line"]: e["latestPatch"] for e in entries}
+    count = 0
+    for e in entries:
+        floors = e.get("upgradeFrom")
+        if floors is None:
+            assert "upgradeFromReason" not in e, f"{name} {e['line']}: a reason without a floor"
+            continue
+        assert isinstance(floors, dict) and floors, f"{name} {e['line']}: upgradeFrom"
+        assert isinstance(e.get("upgradeFromReason"), str) and "https://" in e[
+            "upgradeFromReason"], f"{name} {e['line']}: upgradeFromReason with its source link"
+        for src, minimum in floors.items():
+            assert minor(src) < minor(e["line"]), f"{name} {e['line']}: {src} is not older"
+            assert src in latest, f"{name} {e['line']}: unknown line {src}"
+            assert minor_of(minimum) == minor(src), f"{name} {e['line']}: {minimum} not of {src}"
+            assert patch(minimum) <= patch(latest[src]), (
+                f"{name} {e['line']}: floor {minimum} above the latest {src} patch {latest[src]}")
+            count += 1
+    return count
+
+
+def test_upgrade_from_floors() -> None:
+    etcd = load("etcd.yaml")["lines"]
+    assert _check_upgrade_from("etcd.yaml", etcd) >= 1
+    # etcd 3.6 may be entered only from 3.5.26+ (zombie members, known-bad.yaml)
+    by_line = {e["line"]: e for e in etcd}
+    assert by_line["3.6"]["upgradeFrom"] == {"3.5": "3.5.26"}
+    assert "zombie" in by_line["3.6"]["upgradeFromReason"]
+    _check_upgrade_from("runtimes.yaml", load("runtimes.yaml")["containerd"]["lines"])
 
 
 # --------------------------------------------------------------------------- known-bad.yaml

@@ -5,6 +5,8 @@ Observations are built directly: they are the backend's plain frozen values, not
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from typing import Any, get_args
 
 import pytest
 
@@ -18,27 +20,36 @@ from pitstop.backend.api import (
 )
 from pitstop.errors import PitstopError
 from pitstop.gates import (
+    PROVIDERS,
+    THRESHOLD,
     CheckResult,
     Condition,
     ConditionError,
     Decision,
+    GateContext,
     Measurement,
     MetricRun,
     MetricSpec,
     Phase,
+    Reading,
+    UnknownGateKind,
+    addon_rolled_out,
     apiserver_health,
     assess,
     canary_vs_baseline,
     decide,
     etcd_health,
     judge,
+    judge_reading,
     nodes_ready,
     pods_pending,
+    provider_for,
     run_verdict,
-    threshold,
     track_pending,
     workloads_available,
 )
+from pitstop.planner.plan import Change, Gate, Step
+from pitstop.planner.plan import Phase as PlanPhase
 
 S, F, INC, E = Phase.SUCCESSFUL, Phase.FAILED, Phase.INCONCLUSIVE, Phase.ERROR
 R, P = Phase.RUNNING, Phase.PENDING
@@ -455,16 +466,6 @@ def test_etcd_missing_signals_are_errors() -> None:
 # -- custom metrics ----------------------------------------------------------------------------
 
 
-def test_threshold() -> None:
-    cond = Condition.parse("result <= 0.01")
-    good = threshold(signals(metrics={"error_rate": 0.005}), "error_rate", cond)
-    assert (good.name, good.phase, good.value) == ("threshold:error_rate", S, 0.005)
-    bad = threshold(signals(metrics={"error_rate": 0.02}), "error_rate", cond)
-    assert (bad.phase, bad.message) == (F, "error_rate = 0.02: 'result <= 0.01' fails")
-    assert threshold(signals(), "error_rate", cond).phase is E
-    assert threshold(signals(metrics={"error_rate": math.nan}), "error_rate", cond).phase is E
-
-
 @pytest.mark.parametrize(("metrics", "kw", "phase", "ratio"), [
     ({"error_rate": 0.01, "error_rate_baseline": 0.01}, {}, S, 1.0),
     ({"error_rate": 0.03, "error_rate_baseline": 0.01}, {}, F, 3.0),
@@ -487,3 +488,262 @@ def test_canary_vs_baseline(metrics: dict[str, float], kw: dict[str, object], ph
 def test_canary_error_names_the_missing_signal() -> None:
     r = canary_vs_baseline(signals(metrics={"error_rate": 0.05}), "error_rate", 2.0)
     assert r.message == "cannot tell: no error_rate_baseline reported"
+
+
+# -- addon-rolled-out --------------------------------------------------------------------------
+
+
+def test_addon_rolled_out() -> None:
+    obs = ClusterObservation(cluster="prod", time=1.0, apiservers={}, controller_manager="",
+                             scheduler="", etcd=(), nodes=(), pods=(), pdbs=(),
+                             addons={"coredns": "v1.12.1"})
+    ok = addon_rolled_out(obs, "coredns", "1.12.1")
+    assert (ok.phase, ok.message, ok.problems) == (S, "coredns reports v1.12.1", 0)
+    behind = addon_rolled_out(obs, "coredns", "1.12.2")
+    assert (behind.phase, behind.message, behind.problems) == (
+        F, "coredns reports v1.12.1, want 1.12.2", 1)
+    # an add-on the backend does not report cannot be judged: Error, not Failed
+    unread = addon_rolled_out(obs, "cilium", "1.18.1")
+    assert (unread.phase, unread.message) == (E, "cannot tell: no version reported for cilium")
+
+
+# -- readings and the one analysis path --------------------------------------------------------
+
+
+def test_a_reading_is_a_value_or_an_error() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        Reading(1.0, error="broke")
+    assert Reading.broken("x") == Reading(error="x")
+
+
+@pytest.mark.parametrize(("reading", "phase", "message"), [
+    (Reading(0.03, label="error_rate"), INC,
+     "error_rate = 0.03: neither 'result <= 0.01' nor 'result > 0.05' holds"),
+    (Reading(0.0), S, "error-rate = 0: success condition 'result <= 0.01' holds"),
+    (Reading(0.1, "3 pods not Ready"), F, "3 pods not Ready"),  # evidence explains itself
+    (Reading.broken("cannot tell: no error_rate reported"), E,
+     "cannot tell: no error_rate reported"),
+    (Reading(math.nan, "stale evidence", label="error_rate"), E,
+     "error_rate: the value is not a number (the check broke)"),
+    (Reading(), E, "error-rate: no value (the check broke)"),
+])
+def test_judge_reading(reading: Reading, phase: Phase, message: str) -> None:
+    m = judge_reading(spec("result <= 0.01", "result > 0.05"), reading, 5.0)
+    assert (m.phase, m.message, m.at) == (phase, message, 5.0)
+    assert m.value == (reading.value if phase is not E else None)
+
+
+def test_metric_run_takes_readings() -> None:
+    run = MetricRun(spec("result <= 0.01", "result > 0.05", count=2))
+    assert run.take(Reading(0.0), 0.0).phase is S
+    assert run.take(Reading.broken("no data"), 10.0).phase is E
+    assert run.status() is R and run.consecutive_errors == 1
+    assert run.take(Reading(0.03), 20.0).phase is INC
+    assert run.status() is INC
+
+
+# -- providers ---------------------------------------------------------------------------------
+
+
+def step(kind: str = "node", *, targets: tuple[str, ...] = ("n1",),
+         changes: tuple[Change, ...] = (Change("kubelet", "1.33.5", "1.34.2"),),
+         to: str = "1.34.2") -> Step:
+    return Step(id="prod/001-x", wave="w", cluster="prod", phase=PlanPhase.NODES,
+                action="upgrade-pool", component=kind, from_version="1.33.5", to_version=to,
+                targets=targets, reason="test", changes=changes)
+
+
+def context(*, obs: ClusterObservation | None = None, sig: HealthSignals | None = None,
+            st: Step | None = None, params: dict[str, str] | None = None,
+            memo: dict[str, object] | None = None) -> GateContext:
+    s = st or step()
+    return GateContext(gate="g", step=s, targets=s.targets, now=1000.0, observation=obs,
+                       health=sig, params=params or {}, memo=memo if memo is not None else {})
+
+
+def judged(kind: str, ctx: GateContext) -> Measurement:
+    p = provider_for(kind)
+    return judge_reading(p.defaults.spec(kind), p.measure(ctx), ctx.now)
+
+
+def test_built_in_providers_keep_their_checks_verdicts_and_messages() -> None:
+    sick = cluster(nodes=(node("n1", ready=False, kubelet="v1.34.2"),))
+    m = judged("node-health", context(obs=sick))
+    assert (m.phase, m.message, m.value) == (F, "n1: not Ready", 1.0)
+    fine = judged("node-health", context(obs=cluster(nodes=(node("n1"),))))
+    assert (fine.phase, fine.value) == (S, 0.0)
+    assert fine.message == "1 node(s) Ready, uncordoned, at kubelet 1.34.2"
+    unread = judged("node-health", context(obs=cluster(nodes=(node("n1", kubelet=""),))))
+    assert (unread.phase, unread.message) == (E, "cannot tell: n1: no kubelet version reported")
+    slow = judged("apiserver-health", context(sig=signals(latency=1500.0)))
+    assert (slow.phase, slow.message) == (F, "latency 1500 ms > 1000 ms")
+    both = judged("apiserver-health", context(sig=signals(ok={"cp1": False}, latency=1500.0)))
+    assert (both.phase, both.value) == (F, 2.0)  # two problems found
+    assert judged("apiserver-health", context(sig=signals(latency=None))).phase is E
+
+
+def test_canary_provider_reads_the_ratio_under_its_limit() -> None:
+    p = provider_for("canary")
+    assert str(p.defaults.failure) == "result > 2" and p.defaults.success is None
+    bad = judged("canary", context(sig=signals(metrics={"error_rate": 0.25,
+                                                        "error_rate_baseline": 0.002})))
+    assert bad.phase is F and bad.value == pytest.approx(125.0)
+    assert bad.message == "error_rate 0.25 vs error_rate_baseline 0.002: ratio 125, limit 2"
+    at_limit = judged("canary", context(sig=signals(metrics={"error_rate": 0.02,
+                                                             "error_rate_baseline": 0.01})))
+    assert at_limit.phase is S
+    missing = judged("canary", context(sig=signals(metrics={"error_rate": 0.02})))
+    assert (missing.phase, missing.message) == (E, "cannot tell: no error_rate_baseline reported")
+
+
+def test_etcd_provider_remembers_the_raft_index_between_measurements() -> None:
+    memo: dict[str, object] = {}
+    first = judged("etcd-health", context(sig=signals(etcd=HEALTHY_ETCD), memo=memo))
+    assert first.phase is S and memo["raft"] == 510
+    stuck = judged("etcd-health", context(sig=signals(etcd=HEALTHY_ETCD), memo=memo))
+    assert (stuck.phase, stuck.message) == (F, "raft index did not advance (510 → 510)")
+
+
+def test_workload_provider_tracks_pending_pods_in_its_memo() -> None:
+    memo: dict[str, object] = {}
+    waiting = (pod("web-a", "web", phase="Pending", node_name=None),)
+    assert judged("workload-availability",
+                  context(obs=cluster(time=1000.0, pods=waiting), memo=memo)).phase is S
+    late = judged("workload-availability",
+                  context(obs=cluster(time=1400.0, pods=waiting), memo=memo))
+    assert (late.phase, late.message) == (F, "shop/web-a Pending for 400s (limit 300s)")
+
+
+def test_addon_and_snapshot_providers() -> None:
+    st = step("coredns", targets=("coredns",), changes=(), to="1.12.1")
+    obs = cluster()
+    assert judged("addon-health", context(obs=obs, st=st)).phase is E  # not reported
+    assert judged("etcd-snapshot", context(st=st)).phase is S
+
+
+def test_threshold_provider_reads_the_metric_and_the_gate_judges_it() -> None:
+    p = provider_for(THRESHOLD)
+    two_sided = spec("result <= 0.01", "result > 0.05")
+    read = p.measure(context(sig=signals(metrics={"error_rate": 0.03}),
+                             params={"metric": "error_rate"}))
+    assert read == Reading(0.03, label="error_rate")
+    assert judge_reading(two_sided, read, 0.0).phase is INC
+    missing = p.measure(context(sig=signals(), params={"metric": "error_rate"}))
+    assert missing == Reading.broken("cannot tell: no error_rate reported")
+    nan = p.measure(context(sig=signals(metrics={"error_rate": math.nan}),
+                            params={"metric": "error_rate"}))
+    assert judge_reading(two_sided, nan, 0.0).phase is E
+    with pytest.raises(ValueError, match="no health signals were read"):
+        p.measure(context(params={"metric": "error_rate"}))
+
+
+def test_unknown_gate_kind_names_the_known_ones() -> None:
+    with pytest.raises(UnknownGateKind) as err:
+        provider_for("prometheus")
+    assert "no gate provider for kind 'prometheus'" in str(err.value)
+    assert "canary" in str(err.value) and "node-health" in str(err.value)
+
+
+# -- the registry covers every kind listed elsewhere -------------------------------------------
+
+
+def _planner_gate_kinds() -> set[str]:
+    import importlib
+    import pkgutil
+
+    import pitstop.planner
+
+    kinds: set[str] = set()
+    for info in pkgutil.iter_modules(pitstop.planner.__path__, "pitstop.planner."):
+        module = importlib.import_module(info.name)
+        kinds |= {v.kind for v in vars(module).values() if isinstance(v, Gate)}
+    return kinds
+
+
+def test_every_gate_kind_the_planner_emits_has_a_provider() -> None:
+    from pathlib import Path
+
+    from pitstop.catalog import load_catalog
+    from pitstop.config import load_files
+    from pitstop.planner import make_plan
+
+    kinds = _planner_gate_kinds()
+    assert len(kinds) >= 8, kinds  # the scan found the planner's gates
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    cfg = load_files([examples / n for n in ("fleet.yaml", "policy.yaml", "target.yaml")])
+    assert cfg.fleet and cfg.target and cfg.policy
+    plan = make_plan(cfg.fleet, cfg.target, cfg.policy, load_catalog(),
+                     now=datetime(2026, 11, 26, tzinfo=UTC))
+    emitted = {g.kind for s in plan.steps for g in s.gates}
+    assert emitted and emitted <= kinds
+    assert kinds <= set(PROVIDERS), kinds - set(PROVIDERS)
+    # and no provider is dead: each is a kind the planner emits, or the custom gates' kind
+    assert set(PROVIDERS) == kinds | {THRESHOLD}
+
+
+def test_every_gate_timing_key_is_a_registered_kind() -> None:
+    from pitstop.model.policy import BuiltinGateKind
+
+    keys = set(get_args(BuiltinGateKind))
+    assert keys <= set(PROVIDERS) - {THRESHOLD}, keys - set(PROVIDERS)
+    # the kinds without a gateTiming entry: the custom gates' (timed per gate) and the
+    # snapshot check (a single measurement of an operation that already succeeded)
+    assert set(PROVIDERS) - keys == {THRESHOLD, "etcd-snapshot"}
+
+
+# -- custom gates in the policy ----------------------------------------------------------------
+
+POLICY_HEAD = "apiVersion: pitstop.dev/v1alpha1\nkind: UpgradePolicy\nmetadata: {name: p}\n"
+
+
+def test_custom_gate_conditions_map_onto_success_and_failure() -> None:
+    from pitstop.model import CustomGate
+
+    old = CustomGate.model_validate({"name": "g", "metric": "m", "condition": "result < 1"})
+    assert (old.success, old.failure_condition) == ("result < 1", None)
+    assert old.conditions() == {"condition": "result < 1"}
+    new = CustomGate.model_validate({"name": "g", "metric": "m", "successCondition": "result < 1",
+                                     "failureCondition": "result > 5", "inconclusiveLimit": 2,
+                                     "consecutiveErrorLimit": 0})
+    assert (new.success, new.failure_condition) == ("result < 1", "result > 5")
+    assert (new.inconclusive_limit, new.consecutive_error_limit) == (2, 0)
+    assert new.conditions() == {"successCondition": "result < 1",
+                                "failureCondition": "result > 5"}
+
+
+@pytest.mark.parametrize(("gate", "message"), [
+    ('{name: e, metric: m, condition: "result < 1", successCondition: "result < 2"}',
+     "policy.yaml:6: spec.gates[0]: gate e: condition is the older name of successCondition; "
+     "keep one of the two"),
+    ("{name: e, metric: m}",
+     "policy.yaml:6: spec.gates[0]: gate e: give successCondition, failureCondition or both"),
+    ('{name: e, metric: m, failureCondition: "result > 1", inconclusiveLimit: -1}',
+     "spec.gates[0].inconclusiveLimit"),
+    ('{name: e, metric: m, failureCondition: "result > 1", consecutiveErrorLimit: -1}',
+     "spec.gates[0].consecutiveErrorLimit"),
+])
+def test_custom_gate_fields_are_checked_when_loaded(gate: str, message: str) -> None:
+    from pitstop.config import load_documents
+    from pitstop.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_documents(POLICY_HEAD + f"spec:\n  gates:\n  - {gate}\n", "policy.yaml")
+    assert message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("key", ["condition", "successCondition", "failureCondition"])
+def test_every_condition_of_a_custom_gate_is_parsed_when_loaded(tmp_path: Any,
+                                                                 key: str) -> None:
+    from tests.test_cli import pitstop
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY_HEAD + "spec:\n  gates:\n  - name: e\n    metric: error_rate\n"
+                      f"    {key}: 'result >> 1'\n")
+    r = pitstop("validate", "-f", str(policy))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"spec.gates[0].{key}: condition 'result >> 1'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    policy.write_text(POLICY_HEAD + "spec:\n  gates:\n  - name: e\n    metric: error_rate\n"
+                      f"    {key}: 'result >= 1'\n")
+    ok = pitstop("validate", "-f", str(policy))
+    assert ok.returncode == 0, ok.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
 from pitstop.catalog import Catalog, load_catalog
@@ -15,7 +15,16 @@ from pitstop.versions import Minor, Version, parse_version
 from tests.planlib import NOW, default_policy, fleet, policy, replay, target
 
 CAT: Catalog = load_catalog()
-MINORS = sorted(m for m in CAT.kubernetes if m >= Minor(1, 27) and m in CAT.etcd_for_kubernetes)
+# every minor the catalog knows with etcd data, from 1.24: kube-proxies and kubelets older than
+# 1.25 have a smaller allowance (two minors), which the generator must reach
+MINORS = sorted(m for m in CAT.kubernetes if m in CAT.etcd_for_kubernetes)
+
+
+def _proxy_allowance(p: Minor) -> int:
+    """How many minors a kubelet or kube-proxy of minor ``p`` may be behind the apiservers, and
+    a kube-proxy from its kubelet, by the version-skew policy's numbers (written here, not read
+    from the rules: before 1.25 two minors, else three)."""
+    return 2 if p < Minor(1, 25) else 3
 
 
 def _runtimes_for(k: Minor) -> list[str]:
@@ -39,22 +48,41 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str], dict[str,
     # sometimes a mid-upgrade state: one apiserver already one minor ahead
     if n_api == 3 and ai + 1 < len(MINORS) and draw(st.booleans()):
         api_versions[0] = str(CAT.latest_patch(MINORS[ai + 1]))
+    newest = max(parse_version(v) for v in api_versions).line
     pools: list[dict[str, Any]] = []
     n = 0
     for p in range(draw(st.integers(1, 3))):
         nodes = []
         for _ in range(draw(st.integers(1, 3))):
-            km = draw(st.sampled_from([m for m in MINORS if m <= a and a.minus(m) <= 3]
-                                      or [a]))
+            km = draw(st.sampled_from([m for m in MINORS if m <= a
+                                       and newest.minus(m) <= _proxy_allowance(m)] or [a]))
             kv = CAT.latest_patch(km)
             rts = _runtimes_for(km)
             rt = draw(st.sampled_from(rts)) if rts else "1.7.24"
+            # sometimes an older kube-proxy, within the policy's distance of its kubelet and of
+            # the newest apiserver (a cluster out of skew today is refused, which proves little)
+            proxies = [m for m in MINORS if m <= km
+                       and km.minus(m) <= _proxy_allowance(m)
+                       and newest.minus(m) <= _proxy_allowance(m)]
+            older = draw(st.booleans())
+            pm = draw(st.sampled_from(proxies)) if proxies and older else km
             for _ in range(draw(st.integers(1, 3))):
                 nodes.append({"name": f"n{n}", "kubelet": str(kv),
+                              "kubeProxy": str(CAT.latest_patch(pm)),
                               "containerRuntime": {"name": "containerd", "version": rt}})
                 n += 1
         pools.append({"name": f"pool{p}", "nodes": nodes})
+    # etcd: what kubeadm ships for the minor, or sometimes an older patch of a line that has
+    # an upgrade-from floor into the next line (3.5.24 before 3.6 needs 3.5.26+)
     etcd = str(CAT.etcd_for_kubernetes[a].kubeadm)
+    below = [str(Version(f.source.major, f.source.minor, f.minimum.patch - 1))
+             for f in CAT.upgrade_floors("etcd") if f.minimum.patch > 0]
+    below = [v for v in below
+             if all(CAT.etcd_supported(parse_version(v), parse_version(x).line) is not False
+                    for x in api_versions)]
+    low = draw(st.booleans())
+    if below and low:
+        etcd = draw(st.sampled_from(below))
     c = {"name": "c", "controlPlane": {
         "apiServers": [{"name": f"cp{i}", "version": v} for i, v in enumerate(api_versions)],
         "controllerManager": {"version": ctrl}, "scheduler": {"version": ctrl},
@@ -85,7 +113,19 @@ def test_every_intermediate_state_is_supported(
     c, tgt, pol = case
     f = fleet(c)
     plan = make_plan(f, target(**tgt), policy(pol), CAT, now=NOW, preflight=False)
-    event("reachable" if plan.reachable else "refused")
+    outcome = "reachable" if plan.reachable else "refused"
+    event(outcome)
+    nodes = [n for pl in c["nodePools"] for n in pl["nodes"]]
+    if any(parse_version(n["kubeProxy"]).line < Minor(1, 25) for n in nodes):
+        event(f"{outcome}: a kube-proxy before 1.25")
+    if any(parse_version(n["kubeProxy"]).line < parse_version(n["kubelet"]).line
+           for n in nodes):
+        event(f"{outcome}: a kube-proxy older than its kubelet")
+    etcd = parse_version(c["controlPlane"]["etcd"]["version"])
+    if "etcd" in tgt and any(etcd.line == f.source and etcd < f.minimum
+                             and parse_version(tgt["etcd"]).line >= f.line
+                             for f in CAT.upgrade_floors("etcd")):
+        event(f"{outcome}: etcd below an upgrade-from floor it must cross")
     if not plan.reachable:
         # a refusal must explain itself
         assert all(x.message and x.fix for x in plan.blocking)
@@ -96,6 +136,7 @@ def test_every_intermediate_state_is_supported(
     assert {v for _, v in final.apiservers} == {k}
     assert final.controller_manager == k and final.scheduler == k
     assert all(g.kubelet == k for g in final.node_groups)
+    assert all(g.kube_proxy in (None, k) for g in final.node_groups)
     if "containerd" in tgt:
         assert all(g.runtime_version == parse_version(tgt["containerd"])
                    for g in final.node_groups)
@@ -151,3 +192,33 @@ def test_generator_reaches_both_outcomes() -> None:
                      CAT, now=NOW, preflight=False)
     assert plan.reachable, plan.findings
     assert len([s for s in plan.steps if s.action == "upgrade-apiserver"]) == k.minus(a)
+
+
+def _plans(case: tuple[dict[str, Any], dict[str, str], dict[str, Any]]) -> bool:
+    c, tgt, pol = case
+    return make_plan(fleet(c), target(**tgt), policy(pol), CAT, now=NOW,
+                     preflight=False).reachable
+
+
+def test_generator_reaches_old_kube_proxies_and_etcd_floors_that_plan() -> None:
+    """Guard: the generator does produce plannable fleets with a kube-proxy before 1.25 older
+    than its kubelet, and with etcd below an upgrade-from floor that the target crosses (else
+    the property would say nothing about the rules those fleets exercise)."""
+
+    def old_proxy(case: tuple[dict[str, Any], dict[str, str], dict[str, Any]]) -> bool:
+        nodes = [n for p in case[0]["nodePools"] for n in p["nodes"]]
+        return any(parse_version(n["kubeProxy"]).line < Minor(1, 25)
+                   and parse_version(n["kubeProxy"]) < parse_version(n["kubelet"])
+                   for n in nodes) and _plans(case)
+
+    def floor(case: tuple[dict[str, Any], dict[str, str], dict[str, Any]]) -> bool:
+        etcd = parse_version(case[0]["controlPlane"]["etcd"]["version"])
+        tgt = case[1].get("etcd")
+        return tgt is not None and any(
+            etcd.line == f.source and etcd < f.minimum and parse_version(tgt).line >= f.line
+            for f in CAT.upgrade_floors("etcd")) and _plans(case)
+
+    for wanted in (old_proxy, floor):
+        found = find(scenario(), wanted, settings=settings(
+            max_examples=2000, database=None, suppress_health_check=list(HealthCheck)))
+        assert wanted(found)

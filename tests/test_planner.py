@@ -11,6 +11,7 @@ import pytest
 
 from pitstop.catalog import Catalog, load_catalog
 from pitstop.config import load_files
+from pitstop.model import Fleet
 from pitstop.planner import Phase, Plan, make_plan
 from pitstop.versions import Minor, parse_version
 from tests.planlib import NOW, cluster, default_policy, fleet, node, policy, replay, target
@@ -318,3 +319,195 @@ def test_plan_json_round_trip(cat: Catalog) -> None:
     plan = make_plan(cfg.fleet, cfg.target, cfg.policy, cat, now=NOW)
     again = plan_from_dict(plan.to_dict())
     assert again.to_dict() == plan.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# kube-proxy before 1.25, etcd upgrade-from floors, one roll per pool after a pre-roll
+
+
+def _m(v: str) -> int:
+    """The minor number of a 1.x version."""
+    return parse_version(v).minor
+
+
+def _one_node_plan(cat: Catalog, version: str, kube_proxy: str, to: str) -> tuple[Fleet, Plan]:
+    """A cluster at ``version`` with one node whose kube-proxy is ``kube_proxy``, planned to
+    ``to`` with ``cat``."""
+    f = fleet(cluster("c1", version, etcd=None,
+                      pools={"p": [node("n1", version, "1.7.24", kubeProxy=kube_proxy)]}))
+    plan = make_plan(f, target(kubernetes=to), default_policy(), cat, now=NOW, preflight=False)
+    assert plan.reachable, [x.message for x in plan.blocking]
+    return f, plan
+
+
+def _catalog_with(tmp: Path, name: str, old: str, new: str) -> Catalog:
+    """The shipped catalog with ``old`` replaced by ``new`` in data file ``name``."""
+    from pitstop.catalog import load_catalog as load
+
+    shipped = (Path(__file__).resolve().parent.parent / "src" / "pitstop" / "catalog" / "data"
+               / name).read_text(encoding="utf-8")
+    assert old in shipped
+    (tmp / name).write_text(shipped.replace(old, new), encoding="utf-8")
+    return load(tmp)
+
+
+def _kube_proxy_states_ok(plan: Plan, node_name: str, kubelet: str, proxy: str,
+                          apiservers: dict[str, str]) -> None:
+    """Walk the plan's steps in order with plain numbers, independently of the rules module:
+    kube-proxy before 1.25 must stay within two minors of the newest apiserver and of its
+    kubelet (version-skew policy), in every state, including those inside a drain."""
+    api = dict(apiservers)
+
+    def check(where: str) -> None:
+        if _m(proxy) < 25:
+            assert max(_m(v) for v in api.values()) - _m(proxy) <= 2, (where, proxy, api)
+            assert abs(_m(kubelet) - _m(proxy)) <= 2, (where, kubelet, proxy)
+
+    check("today")
+    for s in plan.steps:
+        if s.action == "upgrade-apiserver":
+            api[s.targets[0]] = s.to_version
+            check(s.id)
+        elif s.action == "upgrade-nodes" and node_name in s.targets:
+            for c in s.changes:
+                if c.component == "kubelet":
+                    kubelet = c.to_version
+                elif c.component == "kube-proxy":
+                    proxy = c.to_version
+                check(f"{s.id} {c.component} {c.to_version}")
+
+
+def test_kube_proxy_before_1_25_may_be_only_two_minors_behind(cat: Catalog) -> None:
+    from pitstop.catalog.rules import ClusterVersions, check_cluster
+
+    v24, v25, v26, v27 = (str(cat.latest_patch(Minor(1, m))) for m in (24, 25, 26, 27))
+    # the rule itself: kube-proxy 1.24 under an apiserver 1.27 (3 behind) and beside a kubelet
+    # 1.27 (3 apart) breaks it; the same distances from a kube-proxy 1.25 do not
+    for proxy, bad in ((v24, True), (v25, False)):
+        base = cluster("c1", v27 if bad else str(cat.latest_patch(Minor(1, 28))), etcd=None,
+                       pools={"p": [node("n1", v27 if bad else str(cat.latest_patch(
+                           Minor(1, 28))), "1.7.24", kubeProxy=proxy)]})
+        rules = {v.rule for v in check_cluster(ClusterVersions.from_cluster(
+            fleet(base).spec.clusters[0]), cat)}
+        assert ("kube-proxy-skew" in rules) is bad, (proxy, rules)
+    c = cluster("c1", v26, etcd=None, pools={"p": [node("n1", v26, "1.7.24", kubeProxy=v24)]})
+    found = [v.message for v in check_cluster(ClusterVersions.from_cluster(
+        fleet(c).spec.clusters[0]), cat)]
+    assert found == [], found  # two minors from the apiserver and from the kubelet: allowed
+
+    # the issue's case: kubelet 1.25, kube-proxy 1.24, apiservers 1.25, target 1.27
+    f = fleet(cluster("c1", v25, etcd=None,
+                      pools={"p": [node("n1", v25, "1.7.24", kubeProxy=v24),
+                                   node("n2", v25, "1.7.24", kubeProxy=v24)]}))
+    plan = make_plan(f, target(kubernetes=v27), default_policy(), cat, now=NOW,
+                     preflight=False)
+    assert plan.reachable, [x.message for x in plan.blocking]
+    _kube_proxy_states_ok(plan, "n1", v25, v24, {f"cp-{i}": v25 for i in (1, 2, 3)})
+    # the kube-proxies are pre-rolled before the control plane leaves 1.26, and say why
+    first_27 = next(i for i, s in enumerate(plan.steps)
+                    if s.action == "upgrade-apiserver" and s.to_version == v27)
+    pre = [s for s in plan.steps[:first_27] if s.phase is Phase.NODES]
+    assert pre and all(s.pool == "p" for s in pre)
+    assert f"kube-proxy {v24} would be 3 minors older" in pre[0].reason
+    assert "(allowed: 2)" in pre[0].reason
+    replay(plan, f, cat)
+
+
+def test_kube_proxy_before_1_25_is_never_three_minors_from_its_kubelet_mid_drain(
+        cat: Catalog) -> None:
+    """kubelet 1.26 with kube-proxy 1.24 under apiservers 1.26: the roll to 1.27 must not put
+    kube-proxy 1.24 beside kubelet 1.27 (kube-proxy first, or a pre-roll)."""
+    v24, v26, v27 = (str(cat.latest_patch(Minor(1, m))) for m in (24, 26, 27))
+    f, plan = _one_node_plan(cat, v26, v24, v27)
+    _kube_proxy_states_ok(plan, "n1", v26, v24, {f"cp-{i}": v26 for i in (1, 2, 3)})
+    replay(plan, f, cat)
+
+
+def test_etcd_3_5_to_3_6_passes_the_latest_3_5_patch_first(cat: Catalog) -> None:
+    latest_35 = cat.etcd_lines[Minor(3, 5)]
+    assert latest_35 >= parse_version("3.5.26")
+    kv = str(cat.latest_patch(Minor(1, 34)))
+    for members in (3, 1):
+        f = fleet(cluster("c1", kv, apiservers=members, etcd="3.5.24"))
+        plan = make_plan(f, target(etcd="3.6.8"), default_policy(), cat, now=NOW,
+                         preflight=False)
+        assert plan.reachable, [x.message for x in plan.blocking]
+        etcd = [(s.action, s.to_version) for s in plan.steps if s.phase is Phase.ETCD]
+        assert etcd == ([("etcd-snapshot", "3.5.24")]
+                        + [("upgrade-etcd-member", str(latest_35))] * members
+                        + [("etcd-snapshot", str(latest_35))]
+                        + [("upgrade-etcd-member", "3.6.8")] * members), etcd
+        # the snapshot and the member steps of the extra hop say why it exists
+        hop = plan.steps[:members + 1]
+        assert all("3.5.26 or later" in s.reason and "zombie" in s.reason for s in hop), [
+            s.reason for s in hop]
+        final = replay(plan, f, cat)["c1"]
+        assert {v for _, v in final.etcd} == {parse_version("3.6.8")}
+    # already at the floor: no extra hop
+    f = fleet(cluster("c1", kv, etcd="3.5.26"))
+    plan = make_plan(f, target(etcd="3.6.8"), default_policy(), cat, now=NOW, preflight=False)
+    assert [s.to_version for s in plan.steps if s.action == "upgrade-etcd-member"] == [
+        "3.6.8"] * 3
+
+
+def test_etcd_members_on_3_6_beside_3_5_below_the_floor_break_a_rule(cat: Catalog) -> None:
+    from pitstop.catalog.rules import ClusterVersions, check_cluster
+
+    c = fleet(cluster("c1", str(cat.latest_patch(Minor(1, 34))), etcd="3.5.24")).spec.clusters[0]
+    state = ClusterVersions.from_cluster(c).with_etcd_member("etcd-1", parse_version("3.6.8"))
+    bad = [v for v in check_cluster(state, cat) if v.rule == "etcd-upgrade-floor"]
+    assert len(bad) == 1 and set(bad[0].objects) == {"etcd-1", "etcd-2", "etcd-3"}
+    assert "3.5.26" in bad[0].message
+    ok = ClusterVersions.from_cluster(fleet(cluster(
+        "c1", str(cat.latest_patch(Minor(1, 34))), etcd="3.5.26")).spec.clusters[0])
+    assert not [v for v in check_cluster(ok.with_etcd_member("etcd-1", parse_version("3.6.8")),
+                                         cat) if v.rule.startswith("etcd")]
+
+
+def test_etcd_floor_the_catalog_cannot_meet_is_refused(cat: Catalog, tmp_path: Path) -> None:
+    old = _catalog_with(tmp_path, "etcd.yaml", 'latestPatch: "3.5.35"', 'latestPatch: "3.5.25"')
+    f = fleet(cluster("c1", str(cat.latest_patch(Minor(1, 34))), etcd="3.5.24"))
+    plan = make_plan(f, target(etcd="3.6.8"), default_policy(), old, now=NOW, preflight=False)
+    assert not plan.reachable and not plan.steps
+    (f0,) = plan.blocking
+    assert f0.code == "no-safe-plan" and "etcd-upgrade-floor" in f0.message
+    assert "3.5.26" in f0.message and "3.5.25" in f0.message
+    assert "--catalog" in f0.fix
+
+
+def test_a_pool_pre_rolled_with_a_canary_is_rolled_once_more_as_one_group(cat: Catalog) -> None:
+    old = str(cat.latest_patch(Minor(1, 29)))
+    now = str(cat.latest_patch(Minor(1, 32)))
+    to = str(cat.latest_patch(Minor(1, 33)))
+    names = [f"n{i}" for i in range(6)]
+    f = fleet(cluster("c1", now, etcd=_kubeadm_etcd(cat, "1.32"),
+                      pools={"p": [node(n, old, "1.7.24") for n in names]}))
+    pol = policy({"pools": [{"canaryNodes": 1, "maxUnavailable": 2}]})
+    plan = make_plan(f, target(kubernetes=to), pol, cat, now=NOW, preflight=False)
+    assert plan.reachable, [x.message for x in plan.blocking]
+    last_api = max(i for i, s in enumerate(plan.steps) if s.action == "upgrade-apiserver")
+    pre = [s for s in plan.steps[:last_api] if s.phase is Phase.NODES]
+    final = [s for s in plan.steps[last_api:] if s.phase is Phase.NODES]
+    for roll in (pre, final):
+        # one canary step and one step for the rest; every node drained exactly once
+        assert [s.canary for s in roll] == [True, False], [(s.id, s.targets) for s in roll]
+        drained = [n for s in roll for n in s.targets]
+        assert sorted(drained) == names, drained
+    assert final[0].targets == ("n0",)
+    replay(plan, f, cat)
+
+
+def test_kube_proxy_goes_first_when_the_new_kubelet_would_be_too_far_from_it(
+        cat: Catalog, tmp_path: Path) -> None:
+    """With a catalog that allows an old kube-proxy only one minor from its kubelet, kubelet
+    1.25 → 1.26 beside kube-proxy 1.24 moves kube-proxy first: kubelet first would put kube-proxy
+    1.24 two minors from kubelet 1.26."""
+    strict = _catalog_with(tmp_path, "kubernetes.yaml",
+                           'kubeProxyMaxSkewToKubeletLegacy: {before: "1.25", minors: 2}',
+                           'kubeProxyMaxSkewToKubeletLegacy: {before: "1.25", minors: 1}')
+    v24, v25, v26 = (str(cat.latest_patch(Minor(1, m))) for m in (24, 25, 26))
+    f, plan = _one_node_plan(strict, v25, v24, v26)
+    (step,) = [s for s in plan.steps if s.phase is Phase.NODES]
+    assert [(c.component, c.to_version) for c in step.changes] == [
+        ("kube-proxy", v26), ("kubelet", v26)]
+    replay(plan, f, strict)

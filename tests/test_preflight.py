@@ -65,7 +65,12 @@ def make_catalog() -> Catalog:
                     {_m(k): _v("2.2.0") for k in ("1.31", "1.32", "1.33")}),
     )
     return Catalog(
-        skew=SkewPolicy(1, 3, _m("1.25"), 2, 3, 3, 1, 1),
+        skew=SkewPolicy(apiserver_max_spread=1, kubelet_max_older=3,
+                        kubelet_legacy_before=_m("1.25"), kubelet_legacy_max_older=2,
+                        kube_proxy_max_older=3, kube_proxy_max_skew_to_kubelet=3,
+                        controllers_max_older=1, kubectl_max_spread=1,
+                        kube_proxy_legacy_before=_m("1.25"), kube_proxy_legacy_max_older=2,
+                        kube_proxy_legacy_max_skew_to_kubelet=2),
         kubernetes=releases,
         runtimes={"containerd": containerd},
         crio_tracks_kubernetes=True,
@@ -577,6 +582,49 @@ def test_end_of_life_containerd_line() -> None:
     assert "containerd 1.6" in found[0].message
     assert "1.7" in found[0].fix
     assert codes(run(fleet(cluster())), "end-of-life") == []
+
+
+def test_end_of_life_containerd_fix_suggests_only_a_line_that_supports_the_kubelet() -> None:
+    # containerd 1.6 is past its end of life; 1.7 is supported but serves Kubernetes 1.29+
+    fl = fleet(cluster(apiserver="1.29.4", pools=[pool("workers", [
+        node("w1", kubelet="1.28.3", runtime="1.6.39"),
+        node("w2", kubelet="1.29.4", runtime="1.6.39")])]))
+    (found,) = [f for f in codes(run(fl), "end-of-life") if "containerd" in f.message]
+    assert "containerd 1.6" in found.message and found.objects == ("w1", "w2")
+    assert "Upgrade containerd to containerd 1.7 (1.7.28) on the nodes with kubelet 1.29," in (
+        found.fix)
+    assert ("No containerd line that is still supported supports kubelet 1.28 (they serve "
+            "Kubernetes 1.29–1.33), so on w1 the kubelet must move first") in found.fix
+    only_new = fleet(cluster(apiserver="1.29.4", pools=[pool("workers", [
+        node("w2", kubelet="1.29.4", runtime="1.6.39")])]))
+    (f2,) = [f for f in codes(run(only_new), "end-of-life") if "containerd" in f.message]
+    assert f2.fix == ("Upgrade containerd to containerd 1.7 (1.7.28), one release line at a "
+                      "time, draining each node.")
+
+
+def test_end_of_life_fix_on_the_shipped_catalog_never_advises_an_unsupporting_line() -> None:
+    """The issue's case: containerd 1.6 under kubelet 1.24 in late 2026, when 1.6 and 1.7 are
+    past their end of life and 2.0 (the next line) does not support Kubernetes 1.24."""
+    from pitstop.catalog import load_catalog
+
+    cat = load_catalog()
+    fl = fleet(cluster(apiserver="1.24.17", pools=[pool("workers", [
+        node("w1", kubelet="1.24.17", runtime="1.6.39")])]))
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    found = [f for f in run_preflight(fl, DEFAULT_POLICY, cat, now)
+             if f.code == "end-of-life" and "containerd" in f.message]
+    assert len(found) == 1
+    assert "containerd 2.0" not in found[0].fix, found[0].fix
+    assert "the kubelet must move first" in found[0].fix
+
+
+def test_known_bad_runtime_fix_names_no_patch_that_drops_the_kubelet() -> None:
+    # containerd 2.2.0 is known-bad; its line's latest, 2.2.2, supports 1.31-1.33 only
+    fl = fleet(cluster(apiserver="1.31.4", pools=[pool("workers", [
+        node("w1", kubelet="1.30.2", runtime="2.2.0")])]))
+    (found,) = codes(run(fl), "known-bad-running")
+    assert "such as 2.2.2" not in found.fix
+    assert "2.2.2, does not support kubelet 1.30" in found.fix
 
 
 def test_runtime_unsupported_and_unknown() -> None:

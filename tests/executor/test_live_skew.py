@@ -4,6 +4,8 @@ instance and the versions, and `resume` checks again and completes once it is fi
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,101 @@ def test_a_waiver_that_expires_during_the_run_pauses_it(tmp_path: Path) -> None:
     assert f"step {first_node.id} not started" in result.reason
     assert "runtime-unsupported" in result.reason and "containerd 2.1.9" in result.reason
     assert all(n.kubelet == "1.35.8" and not n.unschedulable for n in twin.observe("c1").nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume part-way through a multi-hop node step: each node is judged from where it is.
+
+
+def _multi_hop_plan(nodes: int = 5) -> tuple[dict[str, Any], Any]:
+    """kubelet 1.34 → 1.36 with containerd 1.7 → 2.3 in one drain (several runtime hops and an
+    intermediate kubelet minor), as in the example fleet's prod-us-1."""
+    doc = fleet_doc(nodes=nodes)
+    c = doc["spec"]["clusters"][0]
+    for a in c["controlPlane"]["apiServers"]:
+        a["version"] = "1.34.12"
+    c["controlPlane"]["controllerManager"]["version"] = "1.34.12"
+    c["controlPlane"]["scheduler"]["version"] = "1.34.12"
+    for n in c["nodePools"][0]["nodes"]:
+        n["kubelet"], n["containerRuntime"]["version"] = "1.34.12", "1.7.30"
+    plan = make_plan(Fleet.model_validate(doc),
+                     UpgradeTarget.model_validate({"spec": {"versions": TARGET}}),
+                     UpgradePolicy.model_validate({"metadata": {"name": "p"}, "spec": {}}),
+                     CAT, now=START)
+    assert plan.reachable, [f.message for f in plan.blocking]
+    return doc, plan
+
+
+def _observed(tmp: Path, doc: dict[str, Any], apiserver: str,
+              nodes: dict[str, tuple[str, str, str]]) -> Any:
+    """The twin started at the versions a crash left: control plane at ``apiserver``, and each
+    node named in ``nodes`` at (kubelet, kube-proxy, containerd)."""
+    doc = copy.deepcopy(doc)
+    c = doc["spec"]["clusters"][0]
+    for a in c["controlPlane"]["apiServers"]:
+        a["version"] = apiserver
+    c["controlPlane"]["controllerManager"]["version"] = apiserver
+    c["controlPlane"]["scheduler"]["version"] = apiserver
+    for n in c["nodePools"][0]["nodes"]:
+        if n["name"] in nodes:
+            n["kubelet"], n["kubeProxy"], n["containerRuntime"]["version"] = nodes[n["name"]]
+    twin = Twin.create(Fleet.model_validate(doc), seed=1, state_path=tmp / "twin.sqlite",
+                       start=START.timestamp())
+    return twin.observe("c1")
+
+
+def _positions(step: Any) -> list[tuple[str, str, str]]:
+    """(kubelet, kube-proxy, containerd) after each change of ``step``, from its start."""
+    at = {c.component: c.from_version for c in reversed(step.changes)}
+    out = [(at["kubelet"], at["kube-proxy"], at["containerd"])]
+    for c in step.changes:
+        at[c.component] = c.to_version
+        out.append((at["kubelet"], at["kube-proxy"], at["containerd"]))
+    return out
+
+
+def test_a_resumed_multi_hop_node_step_is_judged_from_where_each_node_is(
+        tmp_path: Path) -> None:
+    doc, plan = _multi_hop_plan()
+    step = next(s for s in plan.steps if s.action == "upgrade-nodes" and len(s.targets) >= 3)
+    assert len([c for c in step.changes if c.component == "containerd"]) >= 4
+    assert len([c for c in step.changes if c.component == "kubelet"]) == 2
+    pos = _positions(step)
+    done, part, untouched = step.targets[:3]
+    # the first node of the step done, the second part-way (runtime at 2.1.9, kubelet still
+    # 1.34), the third untouched; the canary before the step is done
+    part_way = next(p for p in pos if p[2] == "2.1.9")
+    assert part_way[0] == "1.34.12"
+    canary = next(s for s in plan.steps if s.action == "upgrade-nodes").targets
+    obs = _observed(tmp_path, doc, "1.36.5", {
+        **dict.fromkeys(canary, pos[-1]), done: pos[-1], part: part_way})
+    assert [(n.kubelet, n.runtime_version) for n in obs.nodes if n.name == untouched] == [
+        ("1.34.12", "1.7.30")]
+    problems = live_skew_problems(obs, step, CAT)
+    assert problems == [], [f"{p.when}: {p.violation.message}" for p in problems]
+
+    # every point of the step, for the node part-way, is judged as a resume would find it
+    for i, at in enumerate(pos):
+        obs = _observed(tmp_path / str(i), doc, "1.36.5", {done: pos[-1], part: at})
+        problems = live_skew_problems(obs, step, CAT)
+        assert problems == [], (i, at, [p.violation.message for p in problems])
+
+
+def test_the_remaining_changes_are_still_judged(tmp_path: Path) -> None:
+    """A node part-way whose next changes take its kubelet past an apiserver rolled back by hand
+    still pauses the run: what is left of the step is judged, not skipped."""
+    doc, plan = _multi_hop_plan()
+    step = next(s for s in plan.steps if s.action == "upgrade-nodes" and len(s.targets) >= 3)
+    pos = _positions(step)
+    part, untouched = step.targets[1:3]
+    part_way = next(p for p in pos if p[2] == "2.1.9")
+    obs = _observed(tmp_path, doc, "1.36.5", {part: part_way})
+    back = replace(obs, apiservers={**obs.apiservers, "cp-1": "1.35.8"})
+    found = [(p.when, p.violation.rule, p.violation.message)
+             for p in live_skew_problems(back, step, CAT)]
+    assert {rule for when, rule, _ in found if when == "now"} == {"controller-skew"}, found
+    later = [f for f in found if f[0] != "now"]
+    assert ("after kubelet 1.36.5 on " in later[0][0] and part in later[0][0]
+            and untouched in later[0][0]), found
+    assert later[0][1:] == ("kubelet-skew",
+                            "kubelet 1.36.5 in pool p is newer than kube-apiserver 1.35.8"), found

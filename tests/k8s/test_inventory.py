@@ -470,3 +470,24 @@ def test_unreachable_cluster_is_bad_input(tmp_path: Path) -> None:
         "current-context": "x"}))
     res = _pitstop("inventory", "--kubeconfig", str(kc), check_rc=2)
     assert "pitstop: error" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_server_password_is_not_echoed(tmp_path: Path) -> None:
+    kc = tmp_path / "password.kubeconfig"
+    kc.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "x", "cluster": {"server": "https://admin:PASS@127.0.0.1:1",
+                                                "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "x", "user": {"token": "t0ken-never-shown"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+        "current-context": "x"}))
+    fleet = yaml.safe_load((REPO_ROOT / "src" / "pitstop" / "examples" / "fleet.yaml").read_text())
+    fleet["spec"]["clusters"] = fleet["spec"]["clusters"][:1]
+    declared = tmp_path / "fleet.yaml"
+    declared.write_text(yaml.safe_dump(fleet))
+    for args in (["inventory", "--kubeconfig", str(kc)],
+                 ["drift", "-f", str(declared), "--kubeconfig", str(kc), "--context", "x"]):
+        res = _pitstop(*args, check_rc=2)
+        assert "no answer from the API server at https://admin:***@127.0.0.1:1" in res.stderr
+        assert "PASS" not in res.stderr + res.stdout and "t0ken" not in res.stderr
+        assert "Traceback" not in res.stderr

@@ -25,6 +25,7 @@ from pitstop.backend import (
 )
 from pitstop.kube import KubeBackend, KwokNodeUpgrader, connect
 from pitstop.kube.connect import KubeApi
+from pitstop.kube.inventory import take_inventory
 
 from .controlplane import ControlPlane, free_port
 from .kubelib import (
@@ -107,6 +108,22 @@ def test_kubeconfig_contexts_choose_the_cluster(control_plane: ControlPlane,
     # $KUBECONFIG, as kubectl reads it, when no path is given
     env = {"KUBECONFIG": str(path), "HOME": str(tmp_path)}
     assert connect(None, "good", environ=env).context == "good"
+
+
+def test_a_token_that_cannot_be_sent_is_an_error_that_does_not_show_it(
+        control_plane: ControlPlane, tmp_path: Path) -> None:
+    cp = control_plane
+    path = _kubeconfig(cp, tmp_path / "config", {"bad": {"token": "s3cr3t-t0ken\nx"}},
+                       current="bad")
+    api = connect(str(path))
+    try:
+        with pytest.raises(BackendError) as err:
+            api.request("GET", "/version")
+    finally:
+        api.close()
+    text = str(err.value)
+    assert f"the request to {cp.server} could not be sent" in text and "Fix:" in text
+    assert "s3cr3t" not in text and "t0ken" not in text
 
 
 EXEC_PLUGIN = textwrap.dedent("""\
@@ -255,6 +272,53 @@ def test_observe_reads_nodes_pods_pdbs_and_versions(control_plane: ControlPlane,
     finally:
         cp.kubectl("patch", "pod", "held", "-n", ns, "--type=merge",
                    "-p", '{"metadata":{"finalizers":null}}', check=False)
+
+
+def test_observation_and_inventory_count_a_pod_alike(control_plane: ControlPlane,
+                                                     scratch: Any) -> None:
+    """A pod with a restartable init container (a sidecar), an init container that runs beside
+    it, and a RuntimeClass overhead: the backend's observation (the executor's capacity
+    admission) and the inventory (the planner's preflight) count the scheduler's numbers.
+    Before one vocabulary, the observation left the sidecar out and the inventory, reading the
+    pod template, the overhead the RuntimeClass admission adds to the pod."""
+    cp = control_plane
+    slot = {"pitstop-test/slot": "agree"}
+    scratch.add_nodes([kwok_node("agree-0", labels={**slot, POOL_LABEL: "agree"})])
+    ns = scratch.namespace("agree")
+    runtime_class = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                     "metadata": {"name": "pitstop-agree"}, "handler": "runc",
+                     "overhead": {"podFixed": {"cpu": "10m", "memory": "16Mi"}}}
+    web = deployment(ns, "web", 2, slot)
+    spec = web["spec"]["template"]["spec"]
+    spec["runtimeClassName"] = "pitstop-agree"
+    spec["initContainers"] = [
+        {"name": "proxy", "image": "registry.example/proxy:1", "restartPolicy": "Always",
+         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}}},
+        {"name": "migrate", "image": "registry.example/migrate:1",
+         "resources": {"requests": {"cpu": "1", "memory": "64Mi"}}}]
+    spec["containers"][0]["resources"] = {"requests": {"cpu": "250m", "memory": "128Mi"}}
+    apply(cp, [runtime_class])
+    try:
+        apply(cp, [web])
+        wait_settled(cp, ns, 2)
+        assert all(p["spec"]["overhead"] == {"cpu": "10m", "memory": "16Mi"}
+                   for p in pods(cp, ns))  # the admission added it to the pods, not the template
+        # containers 250m + sidecar 50m = 300m, the init container beside the sidecar 1050m:
+        # 1050m; memory 128Mi + 32Mi = 160Mi; plus the overhead
+        want = (1050 + 10, (160 + 16) * 2**20)
+        backend = KubeBackend(str(cp.kubeconfig), None, KwokNodeUpgrader())
+        try:
+            observed = {(p.millicpu, p.memory) for p in backend.observe(backend.cluster).pods
+                        if p.namespace == ns}
+        finally:
+            backend.close()
+        (cluster,) = take_inventory([], str(cp.kubeconfig)).fleet.spec.clusters
+        (workload,) = [w for w in cluster.workloads if w.namespace == ns]
+        assert observed == {want}
+        assert (workload.requests.millicpu, workload.requests.memory_bytes) == want
+    finally:
+        cp.kubectl("delete", "runtimeclass", "pitstop-agree", "--ignore-not-found",
+                   "--wait=false", check=False)
 
 
 def test_controller_versions_from_static_pods(control_plane: ControlPlane,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from pitstop.errors import BackendError
 from pitstop.model.common import requirement_matches
 
 __all__ = [
@@ -49,8 +50,6 @@ __all__ = [
 ]
 
 
-class BackendError(Exception):
-    """The backend could not do what was asked (not: the fleet said no)."""
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ __all__ = [
     "KubernetesRelease",
     "RuntimeLine",
     "SkewPolicy",
+    "UpgradeFloor",
     "load_catalog",
 ]
 
@@ -44,12 +45,48 @@ class SkewPolicy:
     kube_proxy_max_skew_to_kubelet: int
     controllers_max_older: int
     kubectl_max_spread: int
+    # kube-proxy before this minor: fewer minors behind the apiservers, and fewer minors from
+    # its node's kubelet (version-skew policy: "kube-proxy < 1.25 may only be up to two ...")
+    kube_proxy_legacy_before: Minor
+    kube_proxy_legacy_max_older: int
+    kube_proxy_legacy_max_skew_to_kubelet: int
 
     def kubelet_allowance(self, kubelet: Minor) -> int:
-        """How many minors older than the oldest apiserver a kubelet of this minor may be."""
+        """How many minors older than the newest apiserver a kubelet of this minor may be."""
         if kubelet < self.kubelet_legacy_before:
             return self.kubelet_legacy_max_older
         return self.kubelet_max_older
+
+    def kube_proxy_allowance(self, kube_proxy: Minor) -> int:
+        """How many minors older than the newest apiserver a kube-proxy of this minor may be."""
+        if kube_proxy < self.kube_proxy_legacy_before:
+            return self.kube_proxy_legacy_max_older
+        return self.kube_proxy_max_older
+
+    def kube_proxy_kubelet_allowance(self, kube_proxy: Minor) -> int:
+        """How many minors older or newer than its node's kubelet a kube-proxy of this minor may
+        be."""
+        if kube_proxy < self.kube_proxy_legacy_before:
+            return self.kube_proxy_legacy_max_skew_to_kubelet
+        return self.kube_proxy_max_skew_to_kubelet
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeFloor:
+    """A release line that may be entered from ``source`` only at ``minimum`` or later (catalog
+    ``upgradeFrom``): etcd 3.6 from 3.5.26+. The planner makes it a hop to the latest catalog
+    patch of ``source`` before entering ``line``, and the rules refuse a cluster whose etcd
+    members run ``line`` beside a ``source`` member below ``minimum``."""
+
+    component: str
+    line: Minor
+    source: Minor
+    minimum: Version
+    reason: str = ""
+
+    def describe(self) -> str:
+        return (f"{self.component} {self.line} may be entered only from {self.minimum} or later "
+                f"of {self.source}" + (f" ({self.reason.rstrip('.')})" if self.reason else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +109,7 @@ class RuntimeLine:
     removed_config_keys: tuple[str, ...] = ()
     config_versions: tuple[int, ...] = ()
     lts: bool = False
+    upgrade_from: tuple[UpgradeFloor, ...] = ()  # floors to enter this line (upgradeFrom)
 
     def supports_kubernetes(self, version: Version, kubernetes: Minor) -> bool:
         minimum = self.supports.get(kubernetes)
@@ -140,6 +178,7 @@ class Catalog:
     coredns: dict[Minor, Version]
     cni: tuple[AddOnLine, ...]
     sources: dict[str, str] = field(default_factory=dict)  # file name -> where it was read
+    etcd_upgrade_from: tuple[UpgradeFloor, ...] = ()  # etcd.yaml lines[].upgradeFrom
     # Memo of pure rule verdicts keyed by the versions judged (see rules.py); never part of
     # the catalog's identity.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -186,9 +225,11 @@ class Catalog:
                       ) -> list[list[Version]]:
         """Ways to go from ``current`` to ``target``, shortest first, each a list of versions to
         install in turn. containerd upgrades one release line at a time — the latest patch of
-        the current line first (its last releases prepare the configuration for the next line),
+        the current line first (its last releases prepare the configuration for the next one),
         then the latest patch of each line in between — except that a long-term-support line may
-        go straight to the next LTS line (containerd RELEASES.md, "Upgrade Path")."""
+        go straight to the next LTS line (containerd RELEASES.md, "Upgrade Path"). A line's
+        ``upgradeFrom`` floor is a hop too (:meth:`unmet_floor` tells when the catalog has no
+        patch that meets it)."""
         if runtime != "containerd" or current.line == target.line:
             return [[target] if target != current else []]
         lines = self.runtimes.get(runtime, ())
@@ -197,14 +238,63 @@ class Catalog:
         sequential = [*head, *(ln.latest for ln in between), target]
         cur = next((ln for ln in lines if ln.line == current.line), None)
         tgt = next((ln for ln in lines if ln.line == target.line), None)
+        paths = [sequential]
         if cur is not None and tgt is not None and cur.lts and tgt.lts and not any(
                 ln.lts for ln in between):
-            return [[*head, target], sequential]
-        return [sequential]
+            paths = [[*head, target], sequential]
+        return [self._with_floor_hops(runtime, current, p) for p in paths]
 
     def runtime_path(self, runtime: str, current: Version, target: Version) -> list[Version]:
         """The line-by-line path (see :meth:`runtime_paths`)."""
         return self.runtime_paths(runtime, current, target)[-1]
+
+    # -- upgrade-from floors ---------------------------------------------------------------
+    def upgrade_floors(self, component: str) -> tuple[UpgradeFloor, ...]:
+        if component == "etcd":
+            return self.etcd_upgrade_from
+        return tuple(f for ln in self.runtimes.get(component, ()) for f in ln.upgrade_from)
+
+    def upgrade_floor(self, component: str, source: Minor, line: Minor) -> UpgradeFloor | None:
+        """The floor for entering ``line`` from ``source``, if the catalog states one."""
+        for f in self.upgrade_floors(component):
+            if f.source == source and f.line == line:
+                return f
+        return None
+
+    def latest_of_line(self, component: str, line: Minor) -> Version | None:
+        if component == "etcd":
+            return self.etcd_lines.get(line)
+        rl = self.runtime_line(component, Version(line.major, line.minor, 0))
+        return rl.latest if rl is not None else None
+
+    def _with_floor_hops(self, component: str, current: Version, path: list[Version]
+                         ) -> list[Version]:
+        """``path`` with a hop to the latest catalog patch of a line before leaving it wherever
+        the line entered next has a floor that the version reached is below."""
+        out: list[Version] = []
+        prev = current
+        for hop in path:
+            floor = self.upgrade_floor(component, prev.line, hop.line)
+            if hop.line != prev.line and floor is not None and prev < floor.minimum:
+                latest = self.latest_of_line(component, prev.line)
+                if latest is not None and latest > prev:
+                    out.append(latest)
+                    prev = latest
+            out.append(hop)
+            prev = hop
+        return out
+
+    def unmet_floor(self, component: str, current: Version, path: list[Version]
+                    ) -> UpgradeFloor | None:
+        """The first floor that ``current`` followed by ``path`` enters a line without meeting
+        (the catalog knows no patch of the source line at or above it); None when all are met."""
+        prev = current
+        for hop in path:
+            floor = self.upgrade_floor(component, prev.line, hop.line)
+            if hop.line != prev.line and floor is not None and prev < floor.minimum:
+                return floor
+            prev = hop
+        return None
 
     # -- etcd ------------------------------------------------------------------------------
     def etcd_supported(self, etcd: Version, kubernetes: Minor) -> bool | None:
@@ -214,12 +304,15 @@ class Catalog:
         return etcd.line in info.supported_lines and etcd >= info.minimum
 
     def etcd_path(self, current: Version, target: Version) -> list[Version]:
-        """etcd upgrades one minor at a time: latest patch of each line in between, then the
-        target."""
+        """etcd upgrades one minor at a time: the latest patch of each line in between, then the
+        target; and before entering a line whose ``upgradeFrom`` floor ``current`` is below, the
+        latest patch of the line it leaves (3.5.24 → 3.5.35 → 3.6.8: 3.6 needs 3.5.26+).
+        :meth:`unmet_floor` tells when the catalog has no patch that meets a floor."""
         if current.line == target.line:
             return [target] if target != current else []
         between = sorted(ln for ln in self.etcd_lines if current.line < ln < target.line)
-        return [self.etcd_lines[ln] for ln in between] + [target]
+        return self._with_floor_hops(
+            "etcd", current, [self.etcd_lines[ln] for ln in between] + [target])
 
     # -- known bad, APIs, add-ons ----------------------------------------------------------
     def known_bad_for(self, component: str, version: Version) -> list[KnownBad]:
@@ -315,6 +408,15 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     k = readers["kubernetes.yaml"]
     sp = k.get(k.data, "skewPolicy", "skewPolicy")
     legacy = k.get(sp, "kubeletMaxOlderLegacy", "skewPolicy")
+    proxy_legacy = k.get(sp, "kubeProxyMaxOlderLegacy", "skewPolicy")
+    proxy_kubelet_legacy = k.get(sp, "kubeProxyMaxSkewToKubeletLegacy", "skewPolicy")
+    proxy_before = k.minor(k.get(proxy_legacy, "before", "skewPolicy.kubeProxyMaxOlderLegacy"),
+                           "skewPolicy.kubeProxyMaxOlderLegacy.before")
+    if k.minor(k.get(proxy_kubelet_legacy, "before", "skewPolicy.kubeProxyMaxSkewToKubeletLegacy"),
+               "skewPolicy.kubeProxyMaxSkewToKubeletLegacy.before") != proxy_before:
+        raise k.fail("skewPolicy.kubeProxyMaxSkewToKubeletLegacy.before",
+                     "must be the same minor as kubeProxyMaxOlderLegacy.before (one legacy rule "
+                     "for kube-proxy)")
     skew = SkewPolicy(
         apiserver_max_spread=int(k.get(sp, "apiserverMaxSpread", "skewPolicy")),
         kubelet_max_older=int(k.get(sp, "kubeletMaxOlder", "skewPolicy")),
@@ -325,6 +427,11 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         kube_proxy_max_skew_to_kubelet=int(k.get(sp, "kubeProxyMaxSkewToKubelet", "skewPolicy")),
         controllers_max_older=int(k.get(sp, "controllersMaxOlder", "skewPolicy")),
         kubectl_max_spread=int(k.get(sp, "kubectlMaxSpread", "skewPolicy")),
+        kube_proxy_legacy_before=proxy_before,
+        kube_proxy_legacy_max_older=int(k.get(proxy_legacy, "minors",
+                                              "skewPolicy.kubeProxyMaxOlderLegacy")),
+        kube_proxy_legacy_max_skew_to_kubelet=int(k.get(
+            proxy_kubelet_legacy, "minors", "skewPolicy.kubeProxyMaxSkewToKubeletLegacy")),
     )
     releases: dict[Minor, KubernetesRelease] = {}
     for i, rel in enumerate(k.get(k.data, "releases", "releases")):
@@ -361,16 +468,22 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
                 removed_config_keys=tuple(str(x) for x in ln.get("removedConfigKeys") or ()),
                 config_versions=tuple(int(x) for x in ln.get("configVersions") or ()),
                 lts=bool(ln.get("lts", False)),
+                upgrade_from=_floors(r, runtime, ln, where),
             ))
         runtimes[runtime] = tuple(sorted(lines, key=lambda x: x.line))
+        _check_floor_sources(r, runtime, {ln.line: ln.latest for ln in lines},
+                             [f for ln in lines for f in ln.upgrade_from], f"{runtime}.lines")
     crio = r.data.get("cri-o") or {}
 
     e = readers["etcd.yaml"]
-    etcd_lines = {
-        e.minor(e.get(ln, "line", f"lines[{i}]"), f"lines[{i}].line"):
-            e.version(e.get(ln, "latestPatch", f"lines[{i}]"), f"lines[{i}].latestPatch")
-        for i, ln in enumerate(e.get(e.data, "lines", "lines"))
-    }
+    etcd_lines: dict[Minor, Version] = {}
+    etcd_floors: list[UpgradeFloor] = []
+    for i, ln in enumerate(e.get(e.data, "lines", "lines")):
+        where = f"lines[{i}]"
+        etcd_lines[e.minor(e.get(ln, "line", where), f"{where}.line")] = e.version(
+            e.get(ln, "latestPatch", where), f"{where}.latestPatch")
+        etcd_floors.extend(_floors(e, "etcd", ln, where))
+    _check_floor_sources(e, "etcd", etcd_lines, etcd_floors, "lines")
     etcd_k8s = {}
     for kmin, info in (e.get(e.data, "kubernetes", "kubernetes") or {}).items():
         where = f"kubernetes[{kmin}]"
@@ -446,4 +559,41 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         coredns=coredns,
         cni=cni,
         sources={name: src for name, (src, _) in files.items()},
+        etcd_upgrade_from=tuple(etcd_floors),
     )
+
+
+def _floors(rd: _Reader, component: str, entry: Any, where: str) -> tuple[UpgradeFloor, ...]:
+    """A line entry's ``upgradeFrom: {<source line>: <minimum patch>}`` (with an optional
+    ``upgradeFromReason``): to enter this line, a member or node must run the minimum or later
+    of the source line."""
+    raw = entry.get("upgradeFrom") if isinstance(entry, dict) else None
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise rd.fail(f"{where}.upgradeFrom", "expected a mapping {<line>: <minimum patch>}, "
+                      'e.g. {"3.5": "3.5.26"}')
+    line = rd.minor(rd.get(entry, "line", where), f"{where}.line")
+    reason = str(entry.get("upgradeFromReason") or "")
+    out: list[UpgradeFloor] = []
+    for src, minimum in raw.items():
+        at = f"{where}.upgradeFrom[{src}]"
+        source = rd.minor(src, at)
+        floor = rd.version(minimum, at)
+        if floor.line != source:
+            raise rd.fail(at, f"{floor} is not a patch of line {source}")
+        if not source < line:
+            raise rd.fail(at, f"line {source} is not older than {line}, so it cannot lead "
+                          "into it")
+        out.append(UpgradeFloor(component, line, source, floor, reason))
+    return tuple(out)
+
+
+def _check_floor_sources(rd: _Reader, component: str, latest: dict[Minor, Version],
+                         floors: list[UpgradeFloor], where: str) -> None:
+    """Every floor names a line the file knows; a floor above that line's latest patch is
+    allowed (the planner then refuses with the rule named) but not a floor of an unknown line."""
+    for f in floors:
+        if f.source not in latest:
+            raise rd.fail(f"{where}[{f.line}].upgradeFrom[{f.source}]",
+                          f"{component} line {f.source} is not in the catalog")

@@ -17,14 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pitstop.versions import Version, parse_version
+from pitstop.versions import Minor, Version, parse_version
 
 if TYPE_CHECKING:
-    from pitstop.catalog import Catalog
+    from pitstop.catalog import Catalog, SkewPolicy
     from pitstop.model import Cluster
     from pitstop.model.policy import Waiver
 
-__all__ = ["SUPPORT_GAPS", "ClusterVersions", "NodeGroup", "Violation", "check_cluster"]
+__all__ = ["SUPPORT_GAPS", "ClusterVersions", "NodeGroup", "Violation", "behind",
+           "check_cluster", "kube_proxy_beside_kubelet"]
 
 # Rules whose violation today is a support gap (a runtime or an etcd older than the catalog's
 # minimum for the running Kubernetes), not a skew break: a plan may start from such a state and
@@ -101,9 +102,12 @@ class ClusterVersions:
     def with_nodes(self, pool: str, nodes: Iterable[str], *, kubelet: Version | None = None,
                    kube_proxy: Version | None = None, runtime: str | None = None,
                    runtime_version: Version | None = None) -> ClusterVersions:
-        """Move ``nodes`` of ``pool`` to new versions (unchanged fields keep their values)."""
+        """Move ``nodes`` of ``pool`` to new versions (unchanged fields keep their values).
+        Groups of the pool that end up with the same versions are one group again (nodes in
+        name order), so that a pool rolled in several steps is rolled as one next time."""
         moving = set(nodes)
         out: list[NodeGroup] = []
+        made: list[NodeGroup] = []
         for g in self.node_groups:
             if g.pool != pool or moving.isdisjoint(g.nodes):
                 out.append(g)
@@ -112,7 +116,7 @@ class ClusterVersions:
             go = tuple(n for n in g.nodes if n in moving)
             if stay:
                 out.append(replace(g, nodes=stay))
-            out.append(NodeGroup(
+            made.append(NodeGroup(
                 pool=g.pool,
                 kubelet=kubelet or g.kubelet,
                 kube_proxy=(kube_proxy or g.kube_proxy) if g.kube_proxy is not None else None,
@@ -120,7 +124,41 @@ class ClusterVersions:
                 runtime_version=runtime_version or g.runtime_version,
                 nodes=go,
             ))
-        return replace(self, node_groups=tuple(out))
+            out.append(made[-1])
+        if not made:
+            return self
+        keys = [(g.kubelet, g.kube_proxy, g.runtime, g.runtime_version) for g in out
+                if g.pool == pool]
+        if len(set(keys)) == len(keys):
+            return replace(self, node_groups=tuple(out))
+        return replace(self, node_groups=_merged(out, pool))
+
+
+def _versions_of(g: NodeGroup) -> tuple[Version, Version | None, str, Version]:
+    return (g.kubelet, g.kube_proxy, g.runtime, g.runtime_version)
+
+
+def _merged(groups: list[NodeGroup], pool: str) -> tuple[NodeGroup, ...]:
+    """``groups`` with the groups of ``pool`` that run the same versions merged, at the place of
+    the first of them."""
+    at: dict[tuple[Version, Version | None, str, Version], int] = {}
+    out: list[NodeGroup] = []
+    several: set[int] = set()
+    for g in groups:
+        if g.pool != pool:
+            out.append(g)
+            continue
+        key = _versions_of(g)
+        i = at.get(key)
+        if i is None:
+            at[key] = len(out)
+            out.append(g)
+        else:
+            out[i] = replace(out[i], nodes=out[i].nodes + g.nodes)
+            several.add(i)
+    for i in several:
+        out[i] = replace(out[i], nodes=tuple(sorted(out[i].nodes)))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +220,26 @@ def _check_controllers(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
             )
 
 
+def behind(g: NodeGroup, newest: Minor, skew: SkewPolicy) -> list[tuple[str, Version, int]]:
+    """The components of ``g`` (``kubelet``, ``kube-proxy``) that would be more minors older
+    than an apiserver at ``newest`` than the skew policy allows, each with its version and its
+    allowance. The kubelet pre-roll asks this of the next control-plane minor."""
+    out: list[tuple[str, Version, int]] = []
+    allowed = skew.kubelet_allowance(g.kubelet.line)
+    if newest.minus(g.kubelet.line) > allowed:
+        out.append(("kubelet", g.kubelet, allowed))
+    if g.kube_proxy is not None:
+        allowed = skew.kube_proxy_allowance(g.kube_proxy.line)
+        if newest.minus(g.kube_proxy.line) > allowed:
+            out.append(("kube-proxy", g.kube_proxy, allowed))
+    return out
+
+
+def kube_proxy_beside_kubelet(kube_proxy: Minor, kubelet: Minor, skew: SkewPolicy) -> bool:
+    """Whether a kube-proxy of this minor may run beside a kubelet of that minor."""
+    return abs(kubelet.minus(kube_proxy)) <= skew.kube_proxy_kubelet_allowance(kube_proxy)
+
+
 def _group_verdict(g: NodeGroup, oldest_v: Version, newest_v: Version,
                    cat: Catalog) -> tuple[tuple[str, str], ...]:
     """(rule, message) pairs for one node group against the apiservers. Pure in its arguments,
@@ -195,24 +253,26 @@ def _group_verdict(g: NodeGroup, oldest_v: Version, newest_v: Version,
     oldest, newest = oldest_v.line, newest_v.line
     sk = cat.skew
     k = g.kubelet.line
+    too_old = {comp: allowed for comp, _, allowed in behind(g, newest, sk)}
     if k > oldest:
         out.append(("kubelet-skew", f"kubelet {g.kubelet} in pool {g.pool} is newer than "
                     f"kube-apiserver {oldest_v}"))
-    elif newest.minus(k) > sk.kubelet_allowance(k):
+    elif "kubelet" in too_old:
         out.append(("kubelet-skew", f"kubelet {g.kubelet} in pool {g.pool} is more than "
-                    f"{sk.kubelet_allowance(k)} minors older than kube-apiserver {newest_v}"))
+                    f"{too_old['kubelet']} minors older than kube-apiserver {newest_v}"))
     if g.kube_proxy is not None:
         p = g.kube_proxy.line
         if p > oldest:
             out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} in pool {g.pool} is "
                         f"newer than kube-apiserver {oldest_v}"))
-        elif newest.minus(p) > sk.kube_proxy_max_older:
+        elif "kube-proxy" in too_old:
             out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} in pool {g.pool} is more "
-                        f"than {sk.kube_proxy_max_older} minors older than kube-apiserver "
+                        f"than {too_old['kube-proxy']} minors older than kube-apiserver "
                         f"{newest_v}"))
-        if abs(k.minus(p)) > sk.kube_proxy_max_skew_to_kubelet:
+        if not kube_proxy_beside_kubelet(p, k, sk):
             out.append(("kube-proxy-skew", f"kube-proxy {g.kube_proxy} and kubelet {g.kubelet} "
-                        f"differ by more than {sk.kube_proxy_max_skew_to_kubelet} minors"))
+                        f"in pool {g.pool} differ by more than "
+                        f"{sk.kube_proxy_kubelet_allowance(p)} minors"))
     if cat.runtime_supports(g.runtime, g.runtime_version, k) is False:
         out.append(("runtime-unsupported", f"{g.runtime} {g.runtime_version} does not support "
                     f"kubelet {k} (pool {g.pool})"))
@@ -238,10 +298,26 @@ def _check_etcd(s: ClusterVersions, cat: Catalog) -> Iterable[Violation]:
     if not s.etcd:
         return
     lines = [v.line for _, v in s.etcd]
-    if max(lines).minus(min(lines)) > 1:
-        yield Violation("etcd-skew", f"etcd members span {min(lines)}–{max(lines)}: members may "
+    lo, hi = min(lines), max(lines)
+    if hi.minus(lo) > 1:
+        yield Violation("etcd-skew", f"etcd members span {lo}–{hi}: members may "
                         "differ by one minor only, during a rolling upgrade",
                         tuple(n for n, _ in s.etcd))
+    by_line: dict[Minor, list[tuple[str, Version]]] = {}
+    for name, v in s.etcd if hi != lo else ():
+        by_line.setdefault(v.line, []).append((name, v))
+    for line, entered in by_line.items():
+        for source, members in by_line.items():
+            floor = cat.upgrade_floor("etcd", source, line) if source < line else None
+            if floor is None:
+                continue
+            low = [(n, v) for n, v in members if v < floor.minimum]
+            if low:
+                yield Violation(
+                    "etcd-upgrade-floor",
+                    f"etcd {', '.join(f'{n} {v}' for n, v in low)} beside members on {line}: "
+                    f"{floor.describe()}",
+                    tuple(n for n, _ in low) + tuple(n for n, _ in entered))
     api_minors = sorted({v.line for _, v in s.apiservers})
     for name, v in s.etcd:
         for m in api_minors:

@@ -64,9 +64,8 @@ def _guard(fn: F) -> F:
 
         try:
             return fn(*args, **kwargs)
-        except PitstopError as exc:
-            kind = "error" if exc.exit_code == EXIT_BAD_INPUT else "refused"
-            _fail(f"pitstop: {kind}:\n{exc}", exc.exit_code)
+        except PitstopError as exc:  # the one error tree (pitstop.errors), mapped here
+            _fail(f"pitstop: {exc.kind}:\n{exc}", exc.exit_code)
         except (BrokenPipeError, KeyboardInterrupt):
             sys.exit(EXIT_BLOCKED)
         except Exception as exc:
@@ -137,11 +136,12 @@ def _check_gate_conditions(cfg: LoadedConfig) -> None:
     problems = []
     source = next((f for k, f in cfg.sources.items() if k.startswith("UpgradePolicy/")), "-f")
     for i, gate in enumerate(cfg.policy.spec.gates):
-        try:
-            Condition.parse(gate.condition)
-        except ConditionError as exc:
-            problems.append(ConfigProblem(source, None, f"spec.gates[{i}].condition",
-                                          f"{exc}.", "write e.g. 'result <= 0.01'."))
+        for key, text in gate.conditions().items():
+            try:
+                Condition.parse(text)
+            except ConditionError as exc:
+                problems.append(ConfigProblem(source, None, f"spec.gates[{i}].{key}",
+                                              f"{exc}.", "write e.g. 'result <= 0.01'."))
     if problems:
         raise ConfigError(problems)
 
@@ -495,12 +495,12 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
       pitstop apply -f live.yaml -f policy.yaml --target kubernetes=1.36.3 --backend kube
     """
     from pitstop.cli.runs import (
-        RunRefused,
         start_hosts_kube_run,
         start_hosts_run,
         start_kube_run,
         start_run,
     )
+    from pitstop.errors import RunRefused
 
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:

@@ -13,7 +13,7 @@ from typing import Any
 from pitstop.backend import Backend
 from pitstop.catalog import Catalog
 from pitstop.config import LoadedConfig
-from pitstop.errors import ConfigError, ConfigProblem, PitstopError
+from pitstop.errors import ConfigError, ConfigProblem, RunRefused
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.journal import ActionRecord
 from pitstop.executor.run import RunDir, create_run, open_run
@@ -27,10 +27,6 @@ from pitstop.twin import Twin
 
 __all__ = ["Rehearsal", "open_backend", "report_data", "start_hosts_kube_run", "start_hosts_run",
            "start_kube_run", "start_run"]
-
-
-class RunRefused(PitstopError):
-    exit_code = 1
 
 
 @dataclass

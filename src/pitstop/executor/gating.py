@@ -1,55 +1,67 @@
 """Measuring a step's gates through the backend and deciding with analysis semantics.
 
-Each gate of a step (``Gate.kind``) maps to a built-in check of :mod:`pitstop.gates`, measured
-``count`` times ``interval`` seconds apart; the measurements feed a metric run (failure limit,
-inconclusive limit, consecutive-error limit) whose status joins the step's verdict — the worst
-of its gates. Successful → proceed; Inconclusive → pause; Failed or Error → roll back (an Error
-means the check itself broke, and is reported as such, apart from Failed).
+Every gate — a step's built-in gates (``Gate.kind``) and the policy's custom gates for the
+step's phase (kind ``threshold``) — is measured by its provider from the registry
+(:data:`pitstop.gates.PROVIDERS`): ``count`` times ``interval`` seconds apart, each reading
+judged by the same analysis (success and failure conditions) into a metric run with its
+failure, inconclusive and consecutive-error limits. The step's verdict is the worst of its
+gates. Successful → proceed; Inconclusive → pause; Failed or Error → roll back (an Error means
+the check itself broke, and is reported as such, apart from Failed).
+
+This module reads what a provider asks for from the backend and passes it in; it knows no gate
+kind by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pitstop.backend import Backend
 from pitstop.gates import (
+    PROVIDERS,
+    THRESHOLD,
     CheckResult,
     Condition,
+    ConditionError,
     Decision,
+    GateContext,
+    GateProvider,
     MetricRun,
     MetricSpec,
     Phase,
-    apiserver_health,
-    canary_vs_baseline,
+    Reading,
+    UnknownGateKind,
     decide,
-    etcd_health,
-    nodes_ready,
-    pods_pending,
     run_verdict,
-    threshold,
-    track_pending,
-    workloads_available,
 )
 from pitstop.model import CustomGate, GateTiming
 from pitstop.planner.plan import Step
 
-__all__ = ["GATE_SPECS", "GateOutcome", "evaluate_gates", "gate_spec"]
+__all__ = ["GATE_SPECS", "GateOutcome", "GateStatus", "evaluate_gates", "gate_spec",
+           "gate_summary"]
 
-# (interval seconds, count, failure limit) per gate kind: short for health, longer for canary
-GATE_SPECS: dict[str, tuple[float, int, int]] = {
-    "apiserver-health": (10.0, 3, 0),
-    "control-plane-health": (10.0, 2, 0),
-    "etcd-health": (10.0, 3, 0),
-    "node-health": (10.0, 2, 0),
-    "workload-availability": (15.0, 2, 0),
-    "canary": (60.0, 3, 0),
-    "addon-health": (10.0, 2, 0),
-}
-MAX_APISERVER_LATENCY_MS = 1000.0
-MAX_PENDING_S = 300.0
-CANARY_MAX_RATIO = 2.0
+GATE_SPECS: Mapping[str, tuple[float, int, int]] = {
+    kind: (p.defaults.interval_s, p.defaults.count, p.defaults.failure_limit)
+    for kind, p in PROVIDERS.items()}
+"""(interval seconds, count, failure limit) per gate kind, as the registry's providers say."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatus:
+    """Where one gate of a step ended: its metric run's status, and the message of the
+    measurement that decided it (the last one that had that phase)."""
+
+    name: str
+    kind: str
+    status: Phase
+    message: str
+    spec: MetricSpec
+    measurements: int
+    failed: int = 0
+    inconclusive: int = 0
+    consecutive_errors: int = 0
 
 
 @dataclass
@@ -57,120 +69,188 @@ class GateOutcome:
     decision: Decision
     results: list[CheckResult]
     summary: str
-
-
-def _final_versions(step: Step) -> dict[str, str]:
-    return {c.component: c.to_version for c in step.changes}
-
-
-def _measure(kind: str, backend: Backend, step: Step, targets: list[str],
-             memo: dict[str, Any]) -> CheckResult:
-    cluster = step.cluster
-    if kind in ("apiserver-health", "control-plane-health"):
-        return apiserver_health(backend.health(cluster), MAX_APISERVER_LATENCY_MS)
-    if kind == "etcd-health":
-        signals = backend.health(cluster)
-        result = etcd_health(signals, memo.get("raft"))
-        memo["raft"] = max((m.raft_index for m in signals.etcd), default=None)
-        return result
-    if kind == "node-health":
-        return nodes_ready(backend.observe(cluster), targets, _final_versions(step))
-    if kind == "workload-availability":
-        obs = backend.observe(cluster)
-        memo["pending"] = track_pending(obs, memo.get("pending", {}))
-        first = workloads_available(obs)
-        if first.phase is not Phase.SUCCESSFUL:
-            return first
-        return pods_pending(obs, MAX_PENDING_S, since=memo["pending"])
-    if kind == "canary":
-        return canary_vs_baseline(backend.health(cluster), "error_rate", CANARY_MAX_RATIO)
-    if kind == "addon-health":
-        obs = backend.observe(cluster)
-        have = obs.addons.get(step.targets[0])
-        ok = have == step.to_version
-        return CheckResult("addon-health", Phase.SUCCESSFUL if ok else Phase.FAILED,
-                           None, f"{step.targets[0]} reports {have}, want {step.to_version}")
-    if kind == "etcd-snapshot":
-        return CheckResult("etcd-snapshot", Phase.SUCCESSFUL, None,
-                           "snapshot taken and verified by the backend")
-    return CheckResult(kind, Phase.ERROR, None, f"no built-in check for gate kind {kind!r}")
+    verdict: Phase = Phase.SUCCESSFUL
+    gates: list[GateStatus] = field(default_factory=list)
 
 
 def gate_spec(kind: str, poll_s: float,
               timing: Mapping[Any, GateTiming] | None = None) -> tuple[float, int, int]:
     """(interval seconds, count, failure limit) of a built-in gate kind: the policy's
-    ``gateTiming`` where it says, else :data:`GATE_SPECS`."""
-    interval, count, failure_limit = GATE_SPECS.get(kind, (poll_s, 1, 0))
+    ``gateTiming`` where it says, else the provider's defaults (``poll_s``, 1, 0 for a kind
+    with no provider)."""
+    spec = _builtin_spec(kind, kind, poll_s, timing, PROVIDERS)
+    return spec.interval_s, spec.count, spec.failure_limit
+
+
+def _once(name: str, poll_s: float) -> MetricSpec:
+    """The spec of a gate that cannot be measured: its first Error decides."""
+    return MetricSpec(name=name, interval_s=poll_s, count=1, consecutive_error_limit=0)
+
+
+def _builtin_spec(name: str, kind: str, poll_s: float, timing: Mapping[Any, GateTiming] | None,
+                  registry: Mapping[str, GateProvider]) -> MetricSpec:
+    p = registry.get(kind)
+    if p is None:
+        return _once(name, poll_s)
     t = (timing or {}).get(kind)
-    if t is not None:
-        interval = t.interval.total_seconds() if t.interval is not None else interval
-        count = t.count if t.count is not None else count
-        failure_limit = t.failure_limit if t.failure_limit is not None else failure_limit
-    return interval, count, failure_limit
+    if t is None:
+        return p.defaults.spec(name)
+    return p.defaults.spec(
+        name, interval_s=t.interval.total_seconds() if t.interval is not None else None,
+        count=t.count, failure_limit=t.failure_limit,
+        consecutive_error_limit=t.consecutive_error_limit)
+
+
+def _builtin(name: str, kind: str, poll_s: float, timing: Mapping[Any, GateTiming] | None,
+             registry: Mapping[str, GateProvider]) -> _Gate:
+    run = MetricRun(_builtin_spec(name, kind, poll_s, timing, registry))
+    if kind not in registry:  # measuring again cannot help
+        return _Gate(name, kind, run, broken=f"cannot tell: {UnknownGateKind(kind, registry)}")
+    return _Gate(name, kind, run)
+
+
+def _custom(gate: CustomGate, poll_s: float, registry: Mapping[str, GateProvider]) -> _Gate:
+    """A custom gate: a ``threshold`` metric. A condition that does not parse (a policy that
+    did not come through the command line's checks) makes it Error at once, naming it."""
+    params = {"metric": gate.metric}
+    try:
+        spec = _custom_spec(gate)
+    except ConditionError as exc:
+        return _Gate(gate.name, THRESHOLD, MetricRun(_once(gate.name, poll_s)), params,
+                     broken=f"cannot tell: {exc}")
+    if THRESHOLD not in registry:
+        return _Gate(gate.name, THRESHOLD, MetricRun(_once(gate.name, poll_s)), params,
+                     broken=f"cannot tell: {UnknownGateKind(THRESHOLD, registry)}")
+    return _Gate(gate.name, THRESHOLD, MetricRun(spec), params)
+
+
+def _custom_spec(gate: CustomGate) -> MetricSpec:
+    """A custom gate's metric spec: everything comes from the policy."""
+    success, failure = gate.success, gate.failure_condition
+    return MetricSpec(
+        name=gate.name, interval_s=gate.interval.total_seconds(), count=gate.count,
+        failure_limit=gate.failure_limit, inconclusive_limit=gate.inconclusive_limit,
+        consecutive_error_limit=gate.consecutive_error_limit,
+        success=Condition.parse(success) if success is not None else None,
+        failure=Condition.parse(failure) if failure is not None else None)
+
+
+@dataclass
+class _Gate:
+    name: str
+    kind: str
+    run: MetricRun
+    params: Mapping[str, str] = field(default_factory=dict)
+    broken: str | None = None  # why it cannot be measured at all: Error at once
+    memo: dict[str, Any] = field(default_factory=dict)
+    taken: int = 0
+    due: float = 0.0
+
+    @property
+    def budget(self) -> int:
+        """Measurements at most: twice the count plus the error limit, plus one."""
+        return 2 * self.run.spec.count + self.run.spec.consecutive_error_limit + 1
+
+
+def _read(backend: Backend, step: Step, gate: _Gate, provider: GateProvider,
+          targets: Sequence[str]) -> Reading:
+    ctx = GateContext(
+        gate=gate.name, step=step, targets=tuple(targets), now=backend.clock.now(),
+        observation=backend.observe(step.cluster) if "observation" in provider.reads else None,
+        health=backend.health(step.cluster) if "health" in provider.reads else None,
+        params=gate.params, memo=gate.memo)
+    return provider.measure(ctx)
 
 
 def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: float,
                    custom: Sequence[CustomGate] = (),
                    timing: Mapping[Any, GateTiming] | None = None,
-                   sleep: Callable[[float], None] | None = None) -> GateOutcome:
+                   sleep: Callable[[float], None] | None = None, *,
+                   providers: Mapping[str, GateProvider] | None = None) -> GateOutcome:
     """Measure every gate of ``step`` and the policy's custom gates for its phase
     (interval × count; built-in gates as ``timing`` — the policy's ``gateTiming`` — says)
     and decide. ``sleep`` waits between measurements (default: the backend's clock; the
-    executor passes its own when clusters share the clock)."""
+    executor passes its own when clusters share the clock). ``providers`` replaces the
+    registry (tests)."""
+    registry = PROVIDERS if providers is None else providers
     wait_for = sleep if sleep is not None else backend.clock.sleep
-    gates = [(g.name, g.kind, None) for g in step.gates] + [
-        (c.name, "threshold", c) for c in custom if str(step.phase) in c.phases]
-    runs: list[tuple[str, MetricRun]] = []
+    gates = [_builtin(g.name, g.kind, poll_s, timing, registry) for g in step.gates]
+    gates += [_custom(c, poll_s, registry) for c in custom if str(step.phase) in c.phases]
     results: list[CheckResult] = []
-    for name, kind, c in gates:
-        if c is not None:
-            interval, count, failure_limit = (c.interval.total_seconds(), c.count,
-                                              c.failure_limit)
-        else:
-            interval, count, failure_limit = gate_spec(kind, poll_s, timing)
-        spec = MetricSpec(name=name, interval_s=interval, count=count, success=None,
-                          failure=None, failure_limit=failure_limit)
-        runs.append((name, MetricRun(spec)))
-    memo: dict[str, dict[str, Any]] = {}
     # Each metric is measured every ``interval`` seconds (its own, as in Argo Rollouts) until
     # it decides: ``count`` measurements, or too many consecutive Errors (Errors do not count).
-    # At most twice its count plus its error limit of times; still running then → pause.
-    taken = [0] * len(runs)
-    due = [backend.clock.now()] * len(runs)
+    # At most ``budget`` times; still running then → pause.
+    start = backend.clock.now()
+    for g in gates:
+        g.due = start
     while True:
-        live = [i for i, (_, run) in enumerate(runs)
-                if decide(run.status()) is Decision.WAIT
-                and taken[i] < 2 * run.spec.count + run.spec.consecutive_error_limit + 1]
+        live = [g for g in gates
+                if decide(g.run.status()) is Decision.WAIT and g.taken < g.budget]
         if not live:
             break
-        wait = min(due[i] for i in live) - backend.clock.now()
+        wait = min(g.due for g in live) - backend.clock.now()
         if wait > 0:
             wait_for(wait)
         now = backend.clock.now()
-        for i in live:
-            if due[i] > now:
+        for g in live:
+            if g.due > now:
                 continue
-            name, run = runs[i]
-            kind, custom_gate = gates[i][1], gates[i][2]
-            try:
-                if custom_gate is not None:
-                    res = threshold(backend.health(step.cluster), custom_gate.metric,
-                                    Condition.parse(custom_gate.condition))
-                else:
-                    res = _measure(kind, backend, step, targets, memo.setdefault(name, {}))
-            except Exception as exc:  # the check broke: Error, never Failed
-                res = CheckResult(name, Phase.ERROR, None, f"check could not run: {exc}")
-            res = CheckResult(name, res.phase, res.value, res.message)
-            run.add_result(res.phase, res.value, backend.clock.now(), res.message)
-            results.append(res)
-            taken[i] += 1
-            due[i] = now + run.spec.interval_s
-    statuses = [r.status() for _, r in runs]
-    verdict = run_verdict(statuses) if statuses else Phase.SUCCESSFUL
+            provider = registry.get(g.kind)
+            if g.broken is not None or provider is None:
+                reading = Reading.broken(g.broken or f"cannot tell: no provider for {g.kind}")
+            else:
+                try:
+                    reading = _read(backend, step, g, provider, targets)
+                except Exception as exc:  # the check broke: Error, never Failed
+                    reading = Reading.broken(f"check could not run: {exc}")
+            m = g.run.take(reading, backend.clock.now())
+            results.append(CheckResult(g.name, m.phase, m.value, m.message))
+            g.taken += 1
+            g.due = now + g.run.spec.interval_s
+    statuses = [_status(g) for g in gates]
+    verdict = run_verdict(s.status for s in statuses)
     decision = decide(verdict)
     if decision is Decision.WAIT:
         decision = Decision.PAUSE
-    worst = [r for r in results if r.phase is not Phase.SUCCESSFUL]
-    summary = (f"gates {', '.join(g[0] for g in gates)}: {verdict}"
-               + (f" — {worst[-1].name}: {worst[-1].message}" if worst else ""))
-    return GateOutcome(decision, results, summary)
+    return GateOutcome(decision, results, gate_summary(statuses, verdict), verdict, statuses)
+
+
+def _status(g: _Gate) -> GateStatus:
+    run = g.run
+    status = run.status()
+    ms = run.measurements
+    # the measurement that decided: the last one with the run's phase (any, while undecided)
+    deciding = next((m for m in reversed(ms) if m.phase is status), ms[-1] if ms else None)
+    return GateStatus(g.name, g.kind, status, deciding.message if deciding else "", run.spec,
+                      len(ms), run.failed, run.inconclusive, run.consecutive_errors)
+
+
+def _describe(g: GateStatus) -> str:
+    if g.status is Phase.SUCCESSFUL:
+        return f"{g.name} Successful"
+    detail = g.message
+    if g.status is Phase.FAILED and g.failed > 1:
+        detail = f"{g.failed} failed, limit {g.spec.failure_limit}; last: {detail}"
+    elif g.status is Phase.INCONCLUSIVE and g.inconclusive > 1:
+        detail = (f"{g.inconclusive} inconclusive, limit {g.spec.inconclusive_limit}; "
+                  f"last: {detail}")
+    elif g.status is Phase.ERROR and g.consecutive_errors > 1:
+        detail = f"{g.consecutive_errors} errors in a row; last: {detail}"
+    if not g.status.concluded:
+        what = (f"undecided after {g.measurements} measurement(s)" if g.measurements
+                else "not measured")
+        return f"{g.name} {what}" + (f" ({detail})" if detail else "")
+    return f"{g.name} {g.status}" + (f" ({detail})" if detail else "")
+
+
+def gate_summary(gates: Sequence[GateStatus], verdict: Phase) -> str:
+    """Which gate decided and the state of each, the deciding ones first: e.g.
+    ``canary-analysis Failed (error_rate 0.25 vs error_rate_baseline 0.002: ratio 125,
+    limit 2); nodes-ready Successful``. ``no gates`` for a step without any."""
+    if not gates:
+        return "no gates"
+    deciding = verdict is not Phase.SUCCESSFUL
+    first = [g for g in gates if deciding and g.status is verdict]
+    rest = sorted((g for g in gates if not (deciding and g.status is verdict)),
+                  key=lambda g: -g.status.severity)
+    return "; ".join(_describe(g) for g in first + rest)

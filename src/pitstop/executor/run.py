@@ -19,16 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pitstop.audit import AuditLog
-from pitstop.errors import PitstopError
+from pitstop.errors import RunNotFound
 from pitstop.executor.journal import Journal
 from pitstop.model import UpgradePolicy
 from pitstop.planner.plan import Plan, plan_from_dict
 
 __all__ = ["RunDir", "RunNotFound", "create_run", "new_run_id", "open_run"]
-
-
-class RunNotFound(PitstopError):
-    exit_code = 2
 
 
 def new_run_id(now: datetime | None = None) -> str:

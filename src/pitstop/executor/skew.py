@@ -5,8 +5,14 @@ The plan was checked against the fleet as it was when it was planned; the live c
 moved since (someone rolled an apiserver back by hand, an instance came back from a restore at
 its old version). So before a control-plane, etcd or node step the executor observes the cluster
 through the backend, builds the same :class:`~pitstop.catalog.rules.ClusterVersions` the planner
-uses, applies the step to it (each change of a node step in turn, as the planner does) and runs
-the same rules. Nothing here restates a rule: it only builds states and asks ``check_cluster``.
+uses, moves it through the step with the planner's own transition
+(:func:`pitstop.planner.transition.states_through`) and runs the same rules. Nothing here
+restates a rule or a transition: it only builds states and asks ``check_cluster``.
+
+A node step is judged node by node from where each node is: a step resumed after a crash may
+find some targets done and one part-way through its drain, and only the changes still to make on
+each node are applied (a node at the final versions gets none). Nodes the step does not touch
+are judged as observed.
 
 Tolerated, as the planner tolerates them: support gaps (``runtime-unsupported``,
 ``etcd-unsupported``) that exist *now* with exactly the same message. Any other violation — in
@@ -23,7 +29,7 @@ an apiserver step is about to upgrade (it may be down because that upgrade is un
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pitstop.backend import ClusterObservation, HealthSignals
 from pitstop.catalog import Catalog
@@ -37,6 +43,7 @@ from pitstop.catalog.rules import (
 )
 from pitstop.model.policy import Waiver
 from pitstop.planner.plan import Step
+from pitstop.planner.transition import node_position, states_through
 from pitstop.versions import Version, parse_version
 
 __all__ = ["CHECKED_ACTIONS", "SkewProblem", "describe_apiservers", "live_skew_problems",
@@ -92,59 +99,22 @@ def observed_versions(obs: ClusterObservation) -> ClusterVersions | None:
                               groups.items(), key=lambda kv: kv[1][0])))
 
 
-def _with_apiserver(state: ClusterVersions, name: str, v: Version) -> ClusterVersions:
-    if any(n == name for n, _ in state.apiservers):
-        return state.with_apiserver(name, v)
-    # not answering now: it will be there, at v, once the step is done
-    return replace(state, apiservers=(*state.apiservers, (name, v)))
-
-
-def _states_after(state: ClusterVersions, step: Step,
-                  obs: ClusterObservation) -> list[tuple[str, ClusterVersions]]:
-    """The states the step passes through, in order (as :mod:`pitstop.planner.cluster` builds
-    them: each change of an in-place node step is a state; a replaced node only its last)."""
-    to = _v(step.to_version)
-    if step.action == "upgrade-nodes":
-        pools: dict[str, list[str]] = {}
-        for name in step.targets:
-            node = obs.node(name)
-            pools.setdefault(node.pool if node is not None else step.pool, []).append(name)
-        atomic = step.strategy == "replace" or any(c.component == "cri-o" for c in step.changes)
-        out: list[tuple[str, ClusterVersions]] = []
-        for i, ch in enumerate(step.changes, 1):
-            v = _v(ch.to_version)
-            if v is None:
-                continue
-            for pool, names in pools.items():
-                if ch.component == "kubelet":
-                    state = state.with_nodes(pool, names, kubelet=v)
-                elif ch.component == "kube-proxy":
-                    state = state.with_nodes(pool, names, kube_proxy=v)
-                else:
-                    state = state.with_nodes(pool, names, runtime_version=v)
-            if not atomic or i == len(step.changes):
-                out.append((f"{ch.component} {ch.to_version} on {', '.join(step.targets)}",
-                            state))
-        return out
-    if to is None:
-        return []
-    if step.action == "upgrade-apiserver":
-        for t in step.targets:
-            state = _with_apiserver(state, t, to)
-    elif step.action == "upgrade-controller-manager":
-        state = replace(state, controller_manager=to)
-    elif step.action == "upgrade-scheduler":
-        state = replace(state, scheduler=to)
-    elif step.action == "upgrade-etcd-member":
-        for t in step.targets:
-            state = state.with_etcd_member(t, to)
-    elif step.action == "provider-upgrade-control-plane":
-        for n, _ in state.apiservers:
-            state = state.with_apiserver(n, to)
-        state = replace(state, controller_manager=to, scheduler=to)
-    else:  # cloud-controller-manager: not observed, so not judged
-        return []
-    return [(f"{step.component} {step.to_version} on {', '.join(step.targets)}", state)]
+def _reached(step: Step, obs: ClusterObservation) -> dict[str, int]:
+    """For a node step: how many of its changes each target node has made, read from the
+    versions it reports (:func:`node_position`). A node at the final versions has made them all;
+    a node part-way (a crash between two changes of its drain) continues from there. A node
+    whose versions are no point of the step (moved by hand) counts as untouched, so every change
+    is judged on top of what it runs."""
+    if step.action != "upgrade-nodes":
+        return {}
+    out: dict[str, int] = {}
+    for name in step.targets:
+        node = obs.node(name)
+        if node is None:
+            continue
+        at = node_position(step.changes, node.version_of)
+        out[name] = at if at is not None else 0
+    return out
 
 
 def live_skew_problems(obs: ClusterObservation, step: Step, catalog: Catalog,
@@ -161,7 +131,7 @@ def live_skew_problems(obs: ClusterObservation, step: Step, catalog: Catalog,
     tolerated = {(v.rule, v.message) for v in now if v.rule in SUPPORT_GAPS}
     out = [SkewProblem("now", v) for v in now if (v.rule, v.message) not in tolerated]
     seen = {(p.violation.rule, p.violation.message) for p in out}
-    for when, after in _states_after(state, step, obs):
+    for when, after in states_through(state, step, reached=_reached(step, obs)):
         for v in check_cluster(after, catalog):
             if (v.rule, v.message) in tolerated or (v.rule, v.message) in seen or \
                     waiver_for(v, waivers) is not None:

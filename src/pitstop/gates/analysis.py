@@ -5,6 +5,9 @@ Modelled on Argo Rollouts' analysis (``domain-facts.md`` §7), in our own code:
 * A **measurement** is Successful, Failed, Inconclusive or **Error**. Error means the check
   itself broke (no value, the query raised) and is kept apart from Failed (the system is
   unhealthy) everywhere, including the messages people read.
+* A gate provider (:mod:`~pitstop.gates.providers`) reads one value, or says why it could not:
+  a :class:`Reading`. :func:`judge_reading` (and :meth:`MetricRun.take`) turns it into a
+  measurement by :func:`assess`, for built-in and custom gates alike.
 * :func:`assess` judges one value against a :class:`MetricSpec`: no value (``None``, NaN) or a
   raised query error → Error; the failure condition true → Failed (it wins when both are true);
   the success condition true → Successful; neither → Inconclusive. With only a success condition,
@@ -40,9 +43,11 @@ __all__ = [
     "MetricRun",
     "MetricSpec",
     "Phase",
+    "Reading",
     "assess",
     "decide",
     "judge",
+    "judge_reading",
     "measure",
     "run_verdict",
     "worst",
@@ -85,13 +90,38 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """What a gate provider read for one measurement, before it is judged: a ``value`` with
+    optional ``evidence`` (text that explains the value, e.g. which nodes are not Ready), or an
+    ``error`` — the check broke (a signal missing, a query that failed). ``label`` names the
+    value in messages when there is no evidence (e.g. the metric ``error_rate``)."""
+
+    value: float | None = None
+    evidence: str = ""
+    error: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.error is not None and self.value is not None:
+            raise ValueError("a reading is a value or an error, not both")
+
+    @classmethod
+    def broken(cls, error: str) -> Reading:
+        """The check could not tell: the reading is an error (Error, never Failed)."""
+        return cls(error=error)
+
+
+@dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The outcome of one check (or the status of one metric run), named for people."""
+    """The outcome of one check (or the status of one metric run), named for people.
+    ``problems`` is how many signs of ill health a check found (the entries its message
+    lists); a gate provider reports it as the value its failure condition judges."""
 
     name: str
     phase: Phase
     value: float | None
     message: str
+    problems: int = 0
 
     def measurement(self, at: float) -> Measurement:
         """This result as one measurement of a :class:`MetricRun` (a check that is repeated
@@ -132,14 +162,30 @@ def measure(spec: MetricSpec, value: float | BaseException | None, at: float) ->
     return Measurement(number, phase, at, message)
 
 
-def _assess(spec: MetricSpec, value: float | BaseException | None) -> tuple[Phase, str]:
+def judge_reading(spec: MetricSpec, reading: Reading, at: float) -> Measurement:
+    """One measurement from a provider's reading: an error is Error (its text the message);
+    a value is judged by :func:`assess` against ``spec``'s conditions. The message is the
+    reading's evidence when it has some (the check explains itself), else which condition
+    held for ``label = value``."""
+    if reading.error is not None:
+        return Measurement(None, Phase.ERROR, at, reading.error)
+    phase, message = _assess(spec, reading.value, reading.label or spec.name)
+    if reading.evidence and phase is not Phase.ERROR:
+        message = reading.evidence
+    number = reading.value if phase is not Phase.ERROR else None
+    return Measurement(number, phase, at, message)
+
+
+def _assess(spec: MetricSpec, value: float | BaseException | None,
+            label: str | None = None) -> tuple[Phase, str]:
+    name = label or spec.name
     if value is None:
-        return Phase.ERROR, f"{spec.name}: no value (the check broke)"
+        return Phase.ERROR, f"{name}: no value (the check broke)"
     if isinstance(value, BaseException):
-        return Phase.ERROR, f"{spec.name}: query failed: {value}"
+        return Phase.ERROR, f"{name}: query failed: {value}"
     if math.isnan(value):
-        return Phase.ERROR, f"{spec.name}: the value is not a number (the check broke)"
-    shown = f"{spec.name} = {value:g}"
+        return Phase.ERROR, f"{name}: the value is not a number (the check broke)"
+    shown = f"{name} = {value:g}"
     if spec.failure is not None and spec.failure.holds(value):
         return Phase.FAILED, f"{shown}: failure condition '{spec.failure}' holds"
     if spec.success is not None:
@@ -204,6 +250,12 @@ class MetricRun:
     def measure(self, value: float | BaseException | None, at: float) -> Measurement:
         """Assess ``value`` and record it."""
         m = measure(self.spec, value, at)
+        self.record(m)
+        return m
+
+    def take(self, reading: Reading, at: float) -> Measurement:
+        """Judge a provider's reading (:func:`judge_reading`) and record it."""
+        m = judge_reading(self.spec, reading, at)
         self.record(m)
         return m
 

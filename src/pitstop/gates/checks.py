@@ -4,8 +4,8 @@ Each returns a :class:`~pitstop.gates.analysis.CheckResult`. The rule that runs 
 them: a signal the backend could not read (left out, ``None``, NaN, a stale status) makes the
 check **Error** — the check broke — never Failed. Failed needs evidence that the system is
 unhealthy; when a check has both evidence of ill health and a missing signal, it is Failed and
-its message names both. To repeat a check with ``interval``/``count``/limits, feed its results
-to a :class:`~pitstop.gates.analysis.MetricRun` (:meth:`CheckResult.measurement`).
+its message names both. The gate providers (:mod:`~pitstop.gates.providers`) turn these
+results into readings that the analysis judges, measured ``interval``/``count`` with limits.
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ from pitstop.backend.api import (
     PodObservation,
 )
 from pitstop.gates.analysis import CheckResult, Phase
-from pitstop.gates.condition import Condition
 from pitstop.versions import VersionError, parse_version
 
 __all__ = [
     "ETCD_DB_QUOTA_SHARE",
     "RUNTIMES",
+    "addon_rolled_out",
     "apiserver_health",
     "canary_vs_baseline",
     "etcd_health",
     "nodes_ready",
     "pods_pending",
-    "threshold",
     "track_pending",
     "workloads_available",
 ]
@@ -56,7 +55,7 @@ def _verdict(name: str, value: float | None, bad: list[str], missing: list[str],
         text = _listing(bad)
         if missing:
             text += f" (also unreadable: {_listing(missing)})"
-        return CheckResult(name, Phase.FAILED, value, text)
+        return CheckResult(name, Phase.FAILED, value, text, len(bad))
     if missing:
         return CheckResult(name, Phase.ERROR, value, "cannot tell: " + _listing(missing))
     return CheckResult(name, Phase.SUCCESSFUL, value, ok)
@@ -245,17 +244,6 @@ def _metric(signals: HealthSignals, name: str) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def threshold(signals: HealthSignals, metric: str, condition: Condition) -> CheckResult:
-    """A custom metric meets ``condition`` (e.g. ``result <= 0.01``); missing → Error."""
-    name = f"threshold:{metric}"
-    value = _metric(signals, metric)
-    if value is None:
-        return CheckResult(name, Phase.ERROR, None, f"cannot tell: no {metric} reported")
-    holds = condition.holds(value)
-    return CheckResult(name, Phase.SUCCESSFUL if holds else Phase.FAILED, value,
-                       f"{metric} = {value:g}: '{condition}' {'holds' if holds else 'fails'}")
-
-
 def canary_vs_baseline(signals: HealthSignals, metric: str, max_ratio: float, *,
                        baseline: str | None = None, min_baseline: float = 0.0) -> CheckResult:
     """The canary's ``metric`` is at most ``max_ratio`` × the baseline's (metric
@@ -276,7 +264,20 @@ def canary_vs_baseline(signals: HealthSignals, metric: str, max_ratio: float, *,
     denominator = max(base, min_baseline)
     # both zero: the same; only the canary above zero: infinitely worse
     ratio = canary / denominator if denominator else (1.0 if canary == 0 else math.inf)
-    shown = (f"{metric} {canary:g} vs {base_name} {base:g}: ratio {ratio:.3g} "
-             f"(limit {max_ratio:g})")
-    return CheckResult(name, Phase.SUCCESSFUL if ratio <= max_ratio else Phase.FAILED, ratio,
-                       shown)
+    shown = f"{metric} {canary:g} vs {base_name} {base:g}: ratio {ratio:.3g}, limit {max_ratio:g}"
+    worse = ratio > max_ratio
+    return CheckResult(name, Phase.FAILED if worse else Phase.SUCCESSFUL, ratio, shown,
+                       int(worse))
+
+
+# -- add-ons -----------------------------------------------------------------------------------
+
+
+def addon_rolled_out(obs: ClusterObservation, addon: str, version: str) -> CheckResult:
+    """The add-on reports ``version``. An add-on the observation does not report at all cannot
+    be judged → Error. Value: none."""
+    have = obs.addons.get(addon)
+    if have is None:
+        return _verdict("addon-rolled-out", None, [], [f"no version reported for {addon}"], "")
+    bad = [] if _same_version(have, version) else [f"{addon} reports {have}, want {version}"]
+    return _verdict("addon-rolled-out", None, bad, [], f"{addon} reports {have}")

@@ -181,7 +181,7 @@ _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, UnsupportedHost)
 
 
-class RunStateUnreadable(PitstopError, BackendError):
+class RunStateUnreadable(BackendError):
     """A run directory whose hosts backend files are missing or damaged."""
 
     exit_code = 2

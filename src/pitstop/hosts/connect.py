@@ -60,7 +60,6 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import asyncssh
 
 from pitstop.backend.api import BackendError
-from pitstop.errors import PitstopError
 from pitstop.hosts.redact import Redactor
 
 __all__ = [
@@ -105,7 +104,7 @@ class CommandResult:
         return self.exit_code == 0
 
 
-class HostError(PitstopError, BackendError):
+class HostError(BackendError):
     """A command could not be run on a host, or failed in a way the caller asked to raise."""
 
     def __init__(self, host: str, message: str) -> None:

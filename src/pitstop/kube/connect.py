@@ -20,6 +20,16 @@ Requests go through the official client's :class:`~kubernetes.client.ApiClient` 
 proxy and auth handling) but bodies stay JSON dicts: pitstop reads a handful of fields from
 thousands of pods, and building the generated models for each would cost more than the
 request itself. Every LIST is paginated with ``limit``/``continue``.
+
+This module is the only one in pitstop that imports the ``kubernetes`` package (and its
+``urllib3``): an import-linter contract in ``pyproject.toml`` keeps it so. The rest of pitstop
+sees :class:`KubeApi` — requests by path, JSON answers, :class:`~pitstop.backend.BackendError`
+for a request that got no answer — and :func:`connect`.
+
+Key material: the loader writes inline keys and certificates (``client-key-data`` and the
+like) to files, which pitstop keeps in a private directory of its own that no killed process
+leaves behind for long (:mod:`pitstop.kube.keydir`). Messages name the server without the
+credentials a ``server`` URL may carry (:mod:`pitstop.kube.redact`).
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from pitstop.backend import BackendError
+from pitstop.kube.keydir import key_dir
+from pitstop.kube.redact import redact, redact_url
 
 __all__ = ["IN_CLUSTER_DIR", "ApiAnswer", "KubeApi", "connect"]
 
@@ -71,20 +83,26 @@ class KubeApi:
     """A connection to one API server (one kubeconfig context, or in-cluster)."""
 
     def __init__(self, client: ApiClient, *, source: str, context: str | None) -> None:
-        self.client = client
+        self._client = client
         self.source = source  # where the credentials came from, for messages
         self.context = context  # the kubeconfig context (None in-cluster)
 
     @property
     def host(self) -> str:
-        return str(self.client.configuration.host)
+        """The server's URL as configured (it may carry credentials: see :attr:`server`)."""
+        return str(self._client.configuration.host)
+
+    @property
+    def server(self) -> str:
+        """The server's URL for messages: without a password or token in it."""
+        return redact_url(self.host)
 
     def close(self) -> None:
-        self.client.close()
+        self._client.close()
 
     def with_host(self, host: str) -> KubeApi:
         """The same credentials against another address (one apiserver of several)."""
-        mine = self.client.configuration
+        mine = self._client.configuration
         mine.get_api_key_with_prefix("BearerToken")  # refreshes an expired exec/in-cluster token
         cfg = Configuration()
         # not the refresh hook: it would point the copy back at the kubeconfig's server
@@ -106,15 +124,20 @@ class KubeApi:
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            req = self.client.param_serialize(
+            req = self._client.param_serialize(
                 method, path, query_params=query or [], header_params=headers, body=body,
                 auth_settings=["BearerToken"])
-            resp = self.client.call_api(
+            resp = self._client.call_api(
                 *req, _request_timeout=(_CONNECT_TIMEOUT_S, timeout or _READ_TIMEOUT_S))
             raw = resp.read()
         except (urllib3.exceptions.HTTPError, OSError, ConfigException) as exc:
-            raise BackendError(f"{method} {path}: no answer from the API server at {self.host} "
-                               f"({self.source}): {exc}") from None
+            raise BackendError(f"{method} {path}: no answer from the API server at "
+                               f"{self.server} ({self.source}): {redact(str(exc))}") from None
+        except ValueError as exc:  # http.client refuses a header value (a token with a newline)
+            raise BackendError(f"{method} {path}: the request to {self.server} could not be "
+                               f"sent ({self.source}): {redact(str(exc))}. Fix: check the "
+                               "credentials of the kubeconfig user (a token with a stray "
+                               "newline or space)") from None
         data: dict[str, Any] = {}
         if raw:
             try:
@@ -162,7 +185,7 @@ class KubeApi:
 def _failed(verb: str, path: str, answer: ApiAnswer) -> BackendError:
     hint = {401: " (the credentials were refused: check the kubeconfig user or token)",
             403: " (permission denied: the identity lacks this verb on this resource)"}
-    return BackendError(f"{verb} {path}: HTTP {answer.status}: {answer.message}"
+    return BackendError(f"{verb} {path}: HTTP {answer.status}: {redact(answer.message)}"
                         f"{hint.get(answer.status, '')}")
 
 
@@ -187,11 +210,13 @@ def connect(kubeconfig: str | None = None, context: str | None = None, *,
                 raise BackendError(f"kubeconfig {path} has no context {context!r} (it has: "
                                    f"{', '.join(names) or 'none'})")
             name = context or (active or {}).get("name")
+            keys = key_dir(env)  # inline keys go there, not to the shared temporary directory
             kube_config.load_kube_config(config_file=path, context=name,
-                                         client_configuration=cfg, persist_config=False)
+                                         client_configuration=cfg, persist_config=False,
+                                         temp_file_path=str(keys))
         except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"cannot use kubeconfig {path} (context {context or 'current'})"
-                               f": {exc}") from None
+                               f": {redact(str(exc))}") from None
         return KubeApi(ApiClient(cfg), source=f"kubeconfig {path}, context {name}",
                        context=name)
     if context is not None:
@@ -205,6 +230,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, *,
                               cert_filename=str(in_cluster_dir / "ca.crt"),
                               environ=env).load_and_set(cfg)
     except (ConfigException, OSError) as exc:
-        raise BackendError(f"in-cluster config failed ({in_cluster_dir}): {exc}") from None
+        raise BackendError(f"in-cluster config failed ({in_cluster_dir}): {redact(str(exc))}"
+                           ) from None
     return KubeApi(ApiClient(cfg), source=f"in-cluster service account ({in_cluster_dir})",
                    context=None)

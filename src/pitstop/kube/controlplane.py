@@ -69,6 +69,7 @@ from pitstop.kube.command import (
 )
 from pitstop.kube.connect import KubeApi
 from pitstop.kube.parse import parse_time, short_version
+from pitstop.kube.redact import redact_url
 from pitstop.kube.upgrade import Refused, UpgradeContext
 
 __all__ = ["CONTROL_PLANE_COMPONENTS", "IDENTITY_LABEL", "LEASES", "PEER_ANNOTATION",
@@ -177,7 +178,7 @@ class CommandControlPlaneUpgrader:
                 out.append(f"address key {key!r} is not COMPONENT/INSTANCE. Fix: e.g. "
                            "\"kube-apiserver/cp-1\" or \"kube-scheduler/cp-1\"")
             if not re.match(r"^https?://[^/\s]+$", str(addr)):
-                out.append(f"address of {key!r} is {addr!r}. Fix: write it as "
+                out.append(f"address of {key!r} is {redact_url(str(addr))!r}. Fix: write it as "
                            "https://HOST:PORT (no path)")
         for name, value in (("command_timeout_s", self.command_timeout_s),
                             ("verify_timeout_s", self.verify_timeout_s)):
@@ -261,11 +262,11 @@ class CommandControlPlaneUpgrader:
                 version = peer.request("GET", "/version", timeout=5.0)
                 ready = peer.request("GET", "/readyz", timeout=5.0)
             except BackendError as exc:
-                return False, f"it does not answer at {peer.host}: {exc}"
+                return False, f"it does not answer at {peer.server}: {exc}"
             have = short_version(str(version.body.get("gitVersion") or "")) or "no version"
             if have == action.version and ready.ok:
-                return True, f"reports {have} and /readyz ok at {peer.host}"
-            return False, (f"it reports {have} at {peer.host}, /readyz "
+                return True, f"reports {have} and /readyz ok at {peer.server}"
+            return False, (f"it reports {have} at {peer.server}, /readyz "
                            f"{'ok' if ready.ok else f'HTTP {ready.status}'}")
         finally:
             if peer is not ctx.api:
@@ -304,7 +305,7 @@ class CommandControlPlaneUpgrader:
                 peer.close()
             if not health.ok:
                 return False, f"{seen}; /healthz answers HTTP {health.status}"
-            seen += f"; /healthz ok at {address}"
+            seen += f"; /healthz ok at {redact_url(str(address))}"
         return True, seen
 
     def _lease(self, ctx: UpgradeContext, component: str) -> dict[str, Any] | None:

@@ -41,8 +41,9 @@ from pitstop.kube.backend import KubeBackend, RealClock, pod_readiness_metrics
 from pitstop.kube.command import COMMAND_TIMEOUT_S, VERIFY_TIMEOUT_S
 from pitstop.kube.controlplane import CONTROL_PLANE_COMPONENTS, CommandControlPlaneUpgrader
 from pitstop.kube.drift import Difference, fleet_drift
-from pitstop.kube.inventory import CONTEXT_LABEL, DEFAULT_POOL_LABELS, cluster_name_for
+from pitstop.kube.inventory import CONTEXT_LABEL, cluster_name_for
 from pitstop.kube.nodecommand import CommandNodeUpgrader
+from pitstop.kube.parse import DEFAULT_POOL_LABELS
 from pitstop.kube.upgrade import NODE_COMPONENTS, KwokNodeUpgrader, NodeUpgrader
 from pitstop.model import Cluster, Fleet
 from pitstop.planner import Plan

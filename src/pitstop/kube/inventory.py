@@ -5,15 +5,17 @@ paginated (``limit``/``continue``) and need only the read verbs of ``deploy/rbac
 
 What is read, and from where:
 
-* **Nodes** (``/api/v1/nodes``), grouped into pools by the first of ``pool_labels`` that a node
-  carries (``pitstop.dev/pool``, then the EKS, GKE, AKS and Karpenter pool labels, then
-  ``node.kubernetes.io/instance-type``); a node with none of them is in pool ``control-plane``
-  when it has a control-plane role label, else ``default``. Versions come from
-  ``status.nodeInfo``: kubelet, runtime (``containerd://2.2.0``), OS image, kernel. kube-proxy's
-  version is the image tag of the kube-proxy pod on that node when there is one, else
-  ``nodeInfo.kubeProxyVersion`` (deprecated, empty on recent kubelets), else unset (the model
-  then takes the kubelet's). The model has no taint field: each taint is recorded as a node label
-  ``taint.pitstop.dev/<key>: <value>:<effect>`` (effects of one key joined by ``,``).
+* **Nodes** (``/api/v1/nodes``), grouped into pools by the first of ``pool_labels``, then of
+  :data:`~pitstop.kube.parse.DEFAULT_POOL_LABELS` (``pitstop.dev/pool``, the EKS, eksctl, GKE,
+  AKS and Karpenter pool labels, ``node.kubernetes.io/instance-type``), that a node carries; a
+  node with none of them is in pool ``control-plane`` when it has a control-plane role label,
+  else ``default`` (:func:`~pitstop.kube.parse.node_pool`, as the backend's observations).
+  Versions come from ``status.nodeInfo``: kubelet, runtime (``containerd://2.2.0``), OS image,
+  kernel. kube-proxy's version is the image tag of the kube-proxy pod on that node when there
+  is one, else ``nodeInfo.kubeProxyVersion`` (deprecated, empty on recent kubelets), else unset
+  (the model then takes the kubelet's). The model has no taint field: each taint is recorded as
+  a node label ``taint.pitstop.dev/<key>: <value>:<effect>`` (effects of one key joined by
+  ``,``).
 * **Control plane**: one API server per ``kube-apiserver`` pod in ``kube-system`` (kubeadm
   static pods: named by node, version from the image tag); without such pods (managed control
   planes, binaries run outside pods) one API server with ``/version``'s version, named by the
@@ -21,11 +23,14 @@ What is read, and from where:
   else the API server's version (they are not visible otherwise). etcd only from etcd pods
   (a trailing image revision such as ``3.5.12-0`` is dropped).
 * **Workloads**: Deployments, StatefulSets, DaemonSets, ReplicaSets without a Deployment,
-  Jobs and bare Pods, with replicas, pod labels, per-pod requests (containers, sidecars, init
-  containers and overhead as the scheduler adds them), emptyDir use, the nodes their pods run on,
-  the pool a ``nodeSelector`` pins them to, and their images. Pods of other controllers
-  (operators' custom resources) are recorded as a ReplicaSet named after the controller: the
-  drain semantics are the same (evicted, recreated elsewhere), the model has no other kind.
+  Jobs and bare Pods (mirror pods of static pods are none), with replicas, pod labels,
+  per-pod requests (:func:`~pitstop.kube.parse.pod_requests`, as the scheduler and the
+  backend's observations count them: containers, sidecars, init containers, pod-level
+  resources and overhead; the most of the workload's pods, else of its pod template), emptyDir
+  use, the nodes their pods run on, the pool a ``nodeSelector`` pins them to, and their images.
+  Pods of other controllers (operators' custom resources) are recorded as a ReplicaSet named
+  after the controller: the drain semantics are the same (evicted, recreated elsewhere), the
+  model has no other kind.
 * **PDBs** (``policy/v1``).
 * **Add-ons** from image tags: CoreDNS, CNI DaemonSets (Calico, Cilium, Flannel, Weave, AWS VPC
   CNI, Antrea), kube-proxy, metrics-server.
@@ -47,12 +52,24 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from pitstop.backend import BackendError
 from pitstop.errors import PitstopError
+from pitstop.kube.parse import (
+    DEFAULT_POOL_LABELS,
+    Requests,
+    controller_ref,
+    is_control_plane,
+    is_mirror,
+    millicpu,
+    node_pool,
+    pod_requests,
+    pool_label_order,
+    quantity_value,
+    uses_empty_dir,
+)
 from pitstop.model import (
     AddOn,
     ApiObjectRef,
@@ -96,16 +113,6 @@ __all__ = [
     "take_inventory",
 ]
 
-DEFAULT_POOL_LABELS: tuple[str, ...] = (
-    "pitstop.dev/pool",
-    "eks.amazonaws.com/nodegroup",
-    "alpha.eksctl.io/nodegroup-name",
-    "cloud.google.com/gke-nodepool",
-    "kubernetes.azure.com/agentpool",
-    "karpenter.sh/nodepool",
-    "node.kubernetes.io/instance-type",
-)
-CONTROL_PLANE_ROLES = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 TAINT_LABEL_PREFIX = "taint.pitstop.dev/"
 CONTEXT_LABEL = "pitstop.dev/context"
@@ -337,9 +344,8 @@ def _pools(raw_nodes: list[dict[str, Any]], pool_labels: Sequence[str],
     for raw in sorted(raw_nodes, key=_name):
         meta = raw.get("metadata") or {}
         labels: dict[str, str] = dict(meta.get("labels") or {})
-        key = next((k for k in pool_labels if labels.get(k)), None)
-        is_cp = any(k in labels for k in CONTROL_PLANE_ROLES)
-        pool = labels[key] if key else ("control-plane" if is_cp else "default")
+        pool, key = node_pool(labels, pool_labels)
+        is_cp = is_control_plane(labels)
         node = _node(raw, labels, proxy_on.get(_name(raw)), notes)
         if node is None:
             continue
@@ -392,10 +398,13 @@ def _node_quantity(res: dict[str, Any] | None) -> Quantity | None:
     cpu = res.get("cpu")
     mem = res.get("memory")
     pods = res.get("pods")
-    return Quantity(
-        cpu=_format_cpu(_millis(cpu)) if cpu is not None else None,
-        memory=_format_memory(_bytes(mem)) if mem is not None else None,
-        pods=int(_qty(pods)) if pods is not None else None)
+    try:
+        return Quantity(
+            cpu=_format_cpu(millicpu(cpu)) if cpu is not None else None,
+            memory=_format_memory(quantity_value(mem)) if mem is not None else None,
+            pods=quantity_value(pods) if pods is not None else None)
+    except ValueError as exc:
+        raise InventoryError(f"a node's resources: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,7 +504,7 @@ def _workloads(pods: list[dict[str, Any]], deployments: list[dict[str, Any]],
             owners[_uid(o)] = (kind, o)
     rs_parent: dict[str, str] = {}
     for rs in replicasets:
-        ref = _controller(rs)
+        ref = controller_ref(rs)
         if ref and ref.get("kind") == "Deployment" and ref.get("uid") in owners:
             rs_parent[_uid(rs)] = str(ref["uid"])
         else:
@@ -506,7 +515,9 @@ def _workloads(pods: list[dict[str, Any]], deployments: list[dict[str, Any]],
     for p in pods:
         if (p.get("metadata") or {}).get("deletionTimestamp"):
             continue  # on its way out: not part of the steady state
-        ref = _controller(p)
+        if is_mirror(p):
+            continue  # a mirror pod of a static pod: the kubelet runs it, drain skips it
+        ref = controller_ref(p)
         if ref is None:
             bare.append(p)
             continue
@@ -514,8 +525,6 @@ def _workloads(pods: list[dict[str, Any]], deployments: list[dict[str, Any]],
         uid = rs_parent.get(uid, uid)
         if uid in owners:
             pods_of[uid].append(p)
-        elif ref.get("kind") == "Node":
-            continue  # a mirror pod of a static pod: the kubelet runs it, drain skips it
         else:
             foreign[(_ns(p), str(ref.get("kind", "")), str(ref.get("name", "")))].append(p)
 
@@ -548,7 +557,7 @@ def _workload(kind: WorkloadKind, obj: dict[str, Any], template: dict[str, Any],
     else:
         replicas = 1
     selector = pod_spec.get("nodeSelector") or {}
-    pinned = next((selector[k] for k in pool_labels if k in selector), None)
+    pinned = next((selector[k] for k in pool_label_order(pool_labels) if k in selector), None)
     pools = set(node_pool.values())
     images: list[str] = []
     for c in [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]:
@@ -560,42 +569,25 @@ def _workload(kind: WorkloadKind, obj: dict[str, Any], template: dict[str, Any],
     return Workload(
         kind=kind, name=_name(obj), namespace=_ns(obj), replicas=max(replicas, 0),
         labels=dict((template.get("metadata") or {}).get("labels") or {}),
-        requests=_pod_requests(pod_spec),
-        empty_dir=any("emptyDir" in v for v in pod_spec.get("volumes") or []),
+        requests=_requests(pod_spec, pods),
+        empty_dir=uses_empty_dir(pod_spec),
         node_pool=pinned if pinned in pools else None, nodes=nodes, images=images)
 
 
-def _pod_requests(pod_spec: dict[str, Any]) -> Quantity:
-    """A pod's effective requests as the scheduler counts them: the containers plus restartable
-    init containers (sidecars), at least the largest init container (with the sidecars started
-    before it), plus the RuntimeClass overhead; pod-level resources win when set."""
+def _requests(pod_spec: dict[str, Any], pods: list[dict[str, Any]]) -> Quantity:
+    """What one pod of the workload requests (:func:`~pitstop.kube.parse.pod_requests`): the
+    most of its pods' (the API server has applied LimitRange defaults and the RuntimeClass
+    overhead to them; during a rollout the larger one counts), else its pod template's."""
+    try:
+        found = [pod_requests(_spec(p)) for p in pods] or [pod_requests(pod_spec)]
+    except ValueError as exc:
+        raise InventoryError(f"a pod's requests: {exc}") from None
+    return _quantity(Requests(max(r.millicpu for r in found), max(r.memory for r in found)))
 
-    def req(c: dict[str, Any]) -> tuple[int, int]:
-        r = (c.get("resources") or {}).get("requests") or {}
-        return (_millis(r["cpu"]) if "cpu" in r else 0,
-                _bytes(r["memory"]) if "memory" in r else 0)
 
-    pod_level = (pod_spec.get("resources") or {}).get("requests")
-    if pod_level:
-        cpu, mem = req({"resources": {"requests": pod_level}})
-    else:
-        cpu = mem = 0
-        for c in pod_spec.get("containers") or []:
-            c_cpu, c_mem = req(c)
-            cpu, mem = cpu + c_cpu, mem + c_mem
-        side_cpu = side_mem = init_cpu = init_mem = 0
-        for c in pod_spec.get("initContainers") or []:
-            c_cpu, c_mem = req(c)
-            if c.get("restartPolicy") == "Always":
-                side_cpu, side_mem = side_cpu + c_cpu, side_mem + c_mem
-            else:
-                init_cpu = max(init_cpu, side_cpu + c_cpu)
-                init_mem = max(init_mem, side_mem + c_mem)
-        cpu, mem = max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem)
-    over_cpu, over_mem = req({"resources": {"requests": pod_spec.get("overhead") or {}}})
-    cpu, mem = cpu + over_cpu, mem + over_mem
-    return Quantity(cpu=_format_cpu(cpu) if cpu else None,
-                    memory=_format_memory(mem) if mem else None)
+def _quantity(r: Requests) -> Quantity:
+    return Quantity(cpu=_format_cpu(r.millicpu) if r.millicpu else None,
+                    memory=_format_memory(r.memory) if r.memory else None)
 
 
 def _pdb(raw: dict[str, Any]) -> PodDisruptionBudget:
@@ -794,51 +786,11 @@ def _spec(o: dict[str, Any]) -> dict[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
-def _controller(o: dict[str, Any]) -> dict[str, Any] | None:
-    for ref in (o.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return dict(ref)
-    return None
-
-
 def _version(text: str) -> Version | None:
     try:
         return parse_version(str(text)) if text else None
     except VersionError:
         return None
-
-
-_QTY_RE = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$")
-_SUFFIX = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
-
-
-def _qty(value: Any) -> Decimal:
-    """A Kubernetes resource.Quantity (``100m``, ``1.5Gi``, ``129e6``, ``2``) as a number."""
-    m = _QTY_RE.match(str(value).strip())
-    if m is None:
-        raise InventoryError(f"{value!r} is not a Kubernetes quantity")
-    try:
-        number = Decimal(m[1])
-    except InvalidOperation:
-        raise InventoryError(f"{value!r} is not a Kubernetes quantity") from None
-    if m[2]:
-        return number * Decimal(10) ** int(m[2][1:])
-    return number * _SUFFIX[m[3] or ""]
-
-
-def _millis(value: Any) -> int:
-    return int((_qty(value) * 1000).to_integral_value(rounding=ROUND_CEILING))
-
-
-def _bytes(value: Any) -> int:
-    return int(_qty(value).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _format_cpu(millis: int) -> str:

@@ -67,7 +67,8 @@ MAX_DURATION: Final = timedelta(days=366)
 """Any duration (soak, drainTimeout, estimates, timeouts, intervals): a year."""
 
 MAX_GATE_COUNT: Final = 1000
-"""Measurements of one gate (``count``); a gate is measured at most 2 × count + 5 times."""
+"""Measurements of one gate (``count``) and the failures, Inconclusive measurements and Errors in
+a row it tolerates; a gate is measured at most 2 × count + consecutiveErrorLimit + 1 times."""
 
 MAX_LATENCY_MS: Final = 3_600_000.0
 """The apiserver latency a FaultScenario may inject: an hour."""

@@ -242,19 +242,56 @@ GATE_PHASES: tuple[GatePhase, ...] = ("etcd", "control-plane", "nodes", "addons"
 
 
 class CustomGate(SpecModel):
-    """A threshold on a metric the backend reports by name (the twin reports ``error_rate`` and
-    ``error_rate_baseline``; a metric no backend reports is an Error), measured after every
-    step of the given phases with analysis semantics: ``count`` measurements ``interval``
-    apart, Failed beyond ``failureLimit`` failures → the wave rolls back; a metric that cannot
-    be read is an Error (the check broke), reported apart from Failed."""
+    """A metric the backend reports by name (the twin reports ``error_rate``,
+    ``error_rate_baseline``, ``nodes_not_ready`` and ``pods_pending``), measured after every
+    step of the given phases with analysis semantics, as Argo Rollouts measures a metric:
+    ``count`` measurements ``interval`` apart, each Successful (``successCondition`` holds),
+    Failed (``failureCondition`` holds; it wins when both do), Inconclusive (neither holds,
+    when both are given) or Error (the metric could not be read: the check broke). With only a
+    success condition a value that misses it is Failed; with only a failure condition a value
+    that does not meet it is Successful. The gate is Failed beyond ``failureLimit`` failures
+    (the wave rolls back), Inconclusive beyond ``inconclusiveLimit`` (the run pauses), Error
+    after more than ``consecutiveErrorLimit`` Errors in a row (the wave rolls back).
+    ``condition`` is the older name of ``successCondition``. The conditions' syntax is checked
+    when the files are loaded (``pitstop.gates.Condition``)."""
 
     name: PlainName
     metric: str = Field(min_length=1, max_length=253)
-    condition: str = Field(min_length=1, description="e.g. 'result <= 0.01' (&&, || allowed)")
+    condition: str | None = Field(
+        default=None, min_length=1,
+        description="the older name of successCondition: when the value is good")
+    success_condition: str | None = Field(
+        default=None, min_length=1,
+        description="when the value is good, e.g. 'result <= 0.01' (&&, || allowed)")
+    failure_condition: str | None = Field(
+        default=None, min_length=1, description="when the value is bad, e.g. 'result > 0.05'")
     phases: list[GatePhase] = Field(default_factory=lambda: list(GATE_PHASES))
     interval: Duration = timedelta(seconds=30)
     count: int = Field(default=3, ge=1, le=MAX_GATE_COUNT)
     failure_limit: int = Field(default=0, ge=0, le=MAX_GATE_COUNT)
+    inconclusive_limit: int = Field(default=0, ge=0, le=MAX_GATE_COUNT)
+    consecutive_error_limit: int = Field(default=4, ge=0, le=MAX_GATE_COUNT)
+
+    @model_validator(mode="after")
+    def _conditions(self) -> CustomGate:
+        if self.condition is not None and self.success_condition is not None:
+            raise ValueError(f"gate {self.name}: condition is the older name of "
+                             "successCondition; keep one of the two (successCondition)")
+        if self.success is None and self.failure_condition is None:
+            raise ValueError(f"gate {self.name}: give successCondition, failureCondition or "
+                             "both (e.g. successCondition: 'result <= 0.01')")
+        return self
+
+    @property
+    def success(self) -> str | None:
+        """The success condition: ``successCondition``, or ``condition`` (its older name)."""
+        return self.success_condition if self.success_condition is not None else self.condition
+
+    def conditions(self) -> dict[str, str]:
+        """The conditions given, by their field name as written in the file."""
+        return {key: text for key, text in (
+            ("condition", self.condition), ("successCondition", self.success_condition),
+            ("failureCondition", self.failure_condition)) if text is not None}
 
 
 BuiltinGateKind = Literal["apiserver-health", "control-plane-health", "etcd-health",
@@ -263,11 +300,13 @@ BuiltinGateKind = Literal["apiserver-health", "control-plane-health", "etcd-heal
 
 class GateTiming(SpecModel):
     """How a built-in gate measures: ``count`` measurements ``interval`` apart, Failed beyond
-    ``failureLimit`` failures. Unset fields keep the built-in values (docs/configuration.md)."""
+    ``failureLimit`` failures, Error after more than ``consecutiveErrorLimit`` Errors in a row.
+    Unset fields keep the built-in values (docs/configuration.md)."""
 
     interval: Duration | None = None
     count: int | None = Field(default=None, ge=1, le=MAX_GATE_COUNT)
     failure_limit: int | None = Field(default=None, ge=0, le=MAX_GATE_COUNT)
+    consecutive_error_limit: int | None = Field(default=None, ge=0, le=MAX_GATE_COUNT)
 
 
 class UpgradePolicySpec(SpecModel):

@@ -5,7 +5,9 @@ The order, and why:
 1. Kubelets (and kube-proxies) that the next control-plane minor would leave out of skew are
    upgraded first — to the newest version allowed while the control plane is where it is.
 2. etcd hops (one minor at a time, a verified snapshot before each) as soon as the new etcd is
-   supported by every apiserver minor present and the next one.
+   supported by every apiserver minor present and the next one; a line with an upgrade-from
+   floor in the catalog (etcd 3.6 from 3.5.26+) is entered only after a hop to the latest patch
+   of the line it leaves.
 3. kube-apiserver instances one at a time, then kube-controller-manager, kube-scheduler and
    cloud-controller-manager (never newer than any apiserver).
 4. Node pools only after every apiserver reached the target (kubernetes#127316: a new kubelet
@@ -13,8 +15,10 @@ The order, and why:
    change in the same drain, in an order that keeps every state supported; canary nodes first.
 5. Add-ons last.
 
-Every state the plan passes through is checked with :func:`check_cluster`; a step that would
-break a rule is never emitted — the cluster is refused with the violated rule named.
+Every state the plan passes through (:func:`pitstop.planner.transition.states_through`, the
+transition the executor's live skew check uses too) is checked with :func:`check_cluster`; a
+step that would break a rule is never emitted — the cluster is refused with the violated rule
+named.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from pitstop.catalog import Catalog
+from pitstop.catalog import Catalog, UpgradeFloor
 from pitstop.catalog.rules import (
     SUPPORT_GAPS,
     ClusterVersions,
     NodeGroup,
     Violation,
+    behind,
     check_cluster,
+    kube_proxy_beside_kubelet,
     runtime_waiver,
     waiver_for,
 )
@@ -39,6 +45,7 @@ from pitstop.model import Cluster, PoolPolicy, StepEstimates, UpgradePolicy
 from pitstop.model.common import format_duration
 from pitstop.planner.plan import Change, Gate, Phase, Step
 from pitstop.planner.targets import TargetVersions, check_known_bad
+from pitstop.planner.transition import states_through
 from pitstop.preflight.findings import Finding, Severity
 from pitstop.versions import Minor, Version, parse_version
 
@@ -87,6 +94,8 @@ class _ClusterPlanner:
     findings: list[Finding] = field(default_factory=list)
     tolerated: set[tuple[str, str]] = field(default_factory=set)
     waived: set[tuple[str, str]] = field(default_factory=set)  # (component, version) reported
+    # etcd hops that exist to meet a line's upgrade-from floor, and that floor (for reasons)
+    floor_hops: dict[Version, UpgradeFloor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state = ClusterVersions.from_cluster(self.cluster)
@@ -143,6 +152,12 @@ class _ClusterPlanner:
             return ("add a containerd (or cri-o) version that supports every kubelet minor the "
                     "plan passes through to the target; see `pitstop catalog containerd`")
         return "change the target or the fleet so that a supported path exists"
+
+    def _take(self, step: Step) -> None:
+        """Check every state ``step`` passes through (:func:`states_through`), then emit it."""
+        for what, state in states_through(self.state, step):
+            self._advance(state, f"after {what}")
+        self._emit(step)
 
     def _emit(self, step: Step) -> None:
         depends = (self.steps[-1].id,) if self.steps else ()
@@ -221,13 +236,7 @@ class _ClusterPlanner:
                    f"the target Kubernetes {v}" if prev.line == v.line else
                    f"the last minor step, {prev.line} → {v.line}")
         if cp.managed:
-            new = self.state
-            for name, _ in self.state.apiservers:
-                new = new.with_apiserver(name, v)
-            new = replace(new, controller_manager=v, scheduler=v,
-                     cloud_controller_manager=v if new.cloud_controller_manager else None)
-            self._advance(new, f"the provider upgrade to {v}")
-            self._emit(Step(
+            self._take(Step(
                 id=self._id(f"control-plane-{v}"), wave=self.wave, cluster=self.cluster.name,
                 phase=Phase.CONTROL_PLANE, action="provider-upgrade-control-plane",
                 component="control-plane", from_version=str(prev), to_version=str(v),
@@ -238,14 +247,12 @@ class _ClusterPlanner:
             return
         todo = [(n, cur) for n, cur in self.state.apiservers if cur != v]
         for i, (name, cur) in enumerate(todo):
-            self._advance(self.state.with_apiserver(name, v),
-                          f"upgrading kube-apiserver {name} to {v}")
             others = len(self.state.apiservers) - 1
             order = (f"instance {i + 1} of {len(todo)}, one at a time so that "
                      f"{others} other instance(s) keep serving the API"
                      if others else "the only instance: the API is briefly unavailable while it "
                      "restarts")
-            self._emit(Step(
+            self._take(Step(
                 id=self._id(f"apiserver-{name}-{v}"), wave=self.wave, cluster=self.cluster.name,
                 phase=Phase.CONTROL_PLANE, action="upgrade-apiserver",
                 component="kube-apiserver", from_version=str(cur), to_version=str(v),
@@ -258,11 +265,7 @@ class _ClusterPlanner:
             cur = getattr(self.state, attr)
             if cur is None or cur == v:
                 continue
-            moved = (replace(self.state, controller_manager=v) if attr == "controller_manager"
-                     else replace(self.state, scheduler=v) if attr == "scheduler"
-                     else replace(self.state, cloud_controller_manager=v))
-            self._advance(moved, f"upgrading {comp} to {v}")
-            self._emit(Step(
+            self._take(Step(
                 id=self._id(f"{comp}-{v}"), wave=self.wave, cluster=self.cluster.name,
                 phase=Phase.CONTROL_PLANE, action=f"upgrade-{comp.removeprefix('kube-')}",
                 component=comp, from_version=str(cur), to_version=str(v),
@@ -292,6 +295,23 @@ class _ClusterPlanner:
         if target == current and all(v == target for _, v in self.state.etcd):
             return []
         hops = self.catalog.etcd_path(current, target)
+        unmet = self.catalog.unmet_floor("etcd", current, hops)
+        if unmet is not None:
+            latest = self.catalog.latest_of_line("etcd", unmet.source)
+            low = tuple(n for n, v in self.state.etcd if v < unmet.minimum)
+            raise Unsafe(
+                f"etcd {current} → {target} must pass through {unmet.minimum} or later of "
+                f"{unmet.source}, and the catalog's latest {unmet.source} patch is {latest}",
+                [Violation("etcd-upgrade-floor", unmet.describe(), low)],
+                f"use a catalog whose etcd.yaml lists a {unmet.source} patch at or above "
+                f"{unmet.minimum} (--catalog DIR), or move the members to one by hand first; "
+                f"until then, target etcd {unmet.source}.x only")
+        prev = current
+        for hop, nxt in itertools.pairwise(hops):
+            floor = self.catalog.upgrade_floor("etcd", hop.line, nxt.line)
+            if floor is not None and hop.line == prev.line:
+                self.floor_hops[hop] = floor
+            prev = hop
         for hop in hops[:-1]:
             for f in check_known_bad("etcd", hop, self.policy, self.catalog, self.now,
                                      cluster=self.cluster.name, why="an intermediate hop"):
@@ -312,6 +332,9 @@ class _ClusterPlanner:
     def _etcd_hop(self, hop: Version) -> None:
         est = self.policy.spec.estimates
         current = min(v for _, v in self.state.etcd)
+        floor = self.floor_hops.get(hop)
+        why_hop = (f"; this hop exists because {floor.describe()}" if floor is not None else
+                   "; etcd moves one minor at a time" if hop != self.tv.etcd else "")
         self._emit(Step(
             id=self._id(f"etcd-snapshot-{current}"), wave=self.wave, cluster=self.cluster.name,
             phase=Phase.ETCD, action="etcd-snapshot", component="etcd",
@@ -319,21 +342,20 @@ class _ClusterPlanner:
             reason=f"snapshot before etcd {current} → {hop}: "
             + ("etcd cannot be downgraded across minors, so restoring this verified snapshot "
                "into a cluster of the old version is the way back"
-               if hop.line != current.line else "a verified backup is the way back"),
+               if hop.line != current.line else "a verified backup is the way back") + why_hop,
             gates=(G_SNAP,), estimate=est.etcd_snapshot))
-        members = [(n, v) for n, v in self.state.etcd if v != hop]
+        # an intermediate hop never moves a member back (one already past it stays)
+        members = [(n, v) for n, v in self.state.etcd
+                   if v != hop and (hop == self.tv.etcd or v < hop)]
         for i, (name, cur) in enumerate(members):
-            self._advance(self.state.with_etcd_member(name, hop),
-                          f"upgrading etcd member {name} to {hop}")
             quorum = len(self.state.etcd) // 2 + 1
-            self._emit(Step(
+            self._take(Step(
                 id=self._id(f"etcd-{name}-{hop}"), wave=self.wave, cluster=self.cluster.name,
                 phase=Phase.ETCD, action="upgrade-etcd-member", component="etcd",
                 from_version=str(cur), to_version=str(hop), targets=(name,), strategy="rolling",
-                reason=f"etcd {cur.line} → {hop.line} rolls one member at a time ({i + 1} of "
+                reason=f"etcd {cur} → {hop} rolls one member at a time ({i + 1} of "
                 f"{len(members)}), so {quorum} of {len(self.state.etcd)} members keep quorum; "
-                "followers first, the leader last (chosen at run time)"
-                + ("; etcd moves one minor at a time" if hop != self.tv.etcd else ""),
+                "followers first, the leader last (chosen at run time)" + why_hop,
                 gates=(G_ETCD,), estimate=est.etcd_member))
 
     # -- nodes -----------------------------------------------------------------------------
@@ -342,18 +364,19 @@ class _ClusterPlanner:
         sk = self.catalog.skew
         allowed_to = self.state.oldest_apiserver
         needs: dict[str, list[NodeGroup]] = {}
+        late: dict[str, list[tuple[str, Version, int]]] = {}
         for g in self.state.node_groups:
-            k_out = stop.line.minus(g.kubelet.line) > sk.kubelet_allowance(g.kubelet.line)
-            p_out = g.kube_proxy is not None and stop.line.minus(
-                g.kube_proxy.line) > sk.kube_proxy_max_older
-            if k_out or p_out:
+            out = behind(g, stop.line, sk)
+            if out:
                 needs.setdefault(g.pool, []).append(g)
+                late.setdefault(g.pool, []).extend(x for x in out if x not in late.get(g.pool, []))
         for pool_name, groups in needs.items():
-            why = (f"kubelets at {groups[0].kubelet.line} would be "
-                   f"{stop.line.minus(groups[0].kubelet.line)} minors older than kube-apiserver "
-                   f"{stop} after the next control-plane step (allowed: "
-                   f"{sk.kubelet_allowance(groups[0].kubelet.line)}); they are upgraded first, to "
-                   f"{allowed_to}, the newest version allowed while the apiservers are there")
+            which = "; ".join(
+                f"{comp} {v} would be {stop.line.minus(v.line)} minors older than kube-apiserver "
+                f"{stop} after the next control-plane step (allowed: {allowed})"
+                for comp, v, allowed in late[pool_name])
+            why = (f"{which}; these nodes are upgraded first, to {allowed_to}, the newest version "
+                   "allowed while the apiservers are there")
             self.findings.append(Finding(
                 "extra-node-roll", Severity.WARNING,
                 f"pool {pool_name} is rolled twice: its kubelets are upgraded to {allowed_to} "
@@ -383,7 +406,9 @@ class _ClusterPlanner:
 
     def _runtime_target(self, g: NodeGroup, kubelet: Minor, *, final: bool) -> Version:
         """The runtime version a node ends a roll with: the target where it supports the
-        kubelet, else the newest catalog release up to the target that does."""
+        kubelet; else the version it runs, where that does (and the roll is not the last);
+        else the smallest move: the oldest catalog release line's latest patch, no older than
+        what it runs and no newer than the target, that supports the kubelet."""
         target = self.tv.runtime(g.runtime)
         supports = self._supports
         if target is not None and supports(g.runtime, target, kubelet) is not False:
@@ -414,11 +439,18 @@ class _ClusterPlanner:
         k_from, k_to = g.kubelet, kubelet or g.kubelet
 
         def kubelet_move(frm: Version, to: Version) -> list[Change]:
+            """kube-proxy follows the kubelet, or goes first when the new kubelet would be
+            too far from the old kube-proxy (kube-proxy before 1.25 may be only two minors
+            from its kubelet)."""
             out = [Change("kubelet", str(frm), str(to))]
             if g.kube_proxy is not None:
                 proxy_from = g.kube_proxy if frm == k_from else frm
                 if proxy_from != to:
-                    out.append(Change("kube-proxy", str(proxy_from), str(to)))
+                    proxy = Change("kube-proxy", str(proxy_from), str(to))
+                    if kube_proxy_beside_kubelet(proxy_from.line, to.line, self.catalog.skew):
+                        out.append(proxy)
+                    else:
+                        out.insert(0, proxy)
             return out
 
         def direct() -> list[Change]:
@@ -446,6 +478,20 @@ class _ClusterPlanner:
         if k_to != k_from:
             kubes.append(k_to)
         paths = self.catalog.runtime_paths(g.runtime, g.runtime_version, runtime_to)
+        unmet = [f for p in paths
+                 if (f := self.catalog.unmet_floor(g.runtime, g.runtime_version, p)) is not None]
+        if len(unmet) == len(paths) and unmet:
+            floor = unmet[-1]
+            raise Unsafe(
+                f"{g.runtime} {g.runtime_version} → {runtime_to} in pool {g.pool} must pass "
+                f"through {floor.minimum} or later of {floor.source}, and the catalog's latest "
+                f"{floor.source} patch is {self.catalog.latest_of_line(g.runtime, floor.source)}",
+                [Violation(f"{g.runtime}-upgrade-floor", floor.describe(), g.nodes[:5])],
+                f"use a catalog whose runtimes.yaml lists a {g.runtime} {floor.source} patch at "
+                f"or above {floor.minimum} (--catalog DIR), or choose a {g.runtime} target on "
+                f"line {g.runtime_version.line}")
+        paths = [p for p in paths
+                 if self.catalog.unmet_floor(g.runtime, g.runtime_version, p) is None]
         if all(len(p) <= 1 for p in paths) and len(kubes) <= 2 and (
                 not paths[0] or self._supports(
                     g.runtime, paths[0][-1], k_from.line) is not False):
@@ -538,22 +584,8 @@ class _ClusterPlanner:
     def _node_step(self, pool_name: str, g: NodeGroup, targets: tuple[str, ...],
                    changes: list[Change], strategy: str, pp: PoolPolicy, *, canary: bool,
                    batch: int, surge: int, why: str, est: StepEstimates) -> None:
-        # Replay every change on the state and check each intermediate state.
-        # A replaced node appears with every new version at once, and CRI-O changes together
-        # with its kubelet; otherwise an in-place node passes through each change in turn.
-        atomic = strategy == "replace" or g.runtime == "cri-o"
-        state = self.state
-        for n, ch in enumerate(changes, 1):
-            v = _v(ch.to_version)
-            if ch.component == "kubelet":
-                state = state.with_nodes(pool_name, targets, kubelet=v)
-            elif ch.component == "kube-proxy":
-                state = state.with_nodes(pool_name, targets, kube_proxy=v)
-            else:
-                state = state.with_nodes(pool_name, targets, runtime_version=v)
-            if not atomic or n == len(changes):
-                self._advance(state, f"changing {ch.component} to {ch.to_version} on pool "
-                              f"{pool_name}")
+        # Every state the step passes through is checked as the step is taken (_take): each
+        # change of an in-place node in turn; a replaced or CRI-O node only at its end.
         per_node = {"in-place": est.node_in_place, "replace": est.node_replace,
                     "no-drain": est.runtime_in_place}[strategy]
         step_batch = 1 if canary else batch
@@ -585,7 +617,7 @@ class _ClusterPlanner:
             reason = (f"canary: {len(targets)} node(s) of pool {pool_name} first, alone, soaked "
                       f"{format_duration(pp.canary_soak)} before the rest; " + reason)
         gates = (G_NODES, G_WORK) + ((G_CANARY,) if canary else ())
-        self._emit(Step(
+        self._take(Step(
             id=self._id(f"{'canary-' if canary else ''}pool-{pool_name}-"
                         f"{shown.to_version if shown else ''}"),
             wave=self.wave, cluster=self.cluster.name, phase=Phase.NODES,

@@ -70,26 +70,58 @@ def check_end_of_life(ctx: ClusterContext) -> list[Finding]:
             objects([c.removeprefix("kube-apiserver ") for c in components], nodes),
         ))
 
-    lines: dict[Minor, list[str]] = {}
+    lines: dict[Minor, dict[Minor, list[str]]] = {}  # containerd line -> kubelet minor -> nodes
     for g in state.node_groups:
         if g.runtime == "containerd":
-            lines.setdefault(g.runtime_version.line, []).extend(g.nodes)
-    for line, nodes in sorted(lines.items()):
+            lines.setdefault(g.runtime_version.line, {}).setdefault(
+                g.kubelet.line, []).extend(g.nodes)
+    for line, by_kubelet in sorted(lines.items()):
         rl = cat.runtime_line("containerd", Version(line.major, line.minor, 0))
         if rl is None or rl.end_of_life is None or rl.end_of_life >= today:
             continue
-        newer = [ln for ln in cat.runtimes.get("containerd", ()) if ln.line > line
-                 and (ln.end_of_life is None or ln.end_of_life >= today)]
-        to = f"containerd {newer[0].line} ({newer[0].latest})" if newer else "a supported line"
-        nodes.sort()
+        nodes = sorted(n for ns in by_kubelet.values() for n in ns)
         out.append(ctx.finding(
             "end-of-life", Severity.WARNING,
             f"containerd {line} reached end of life on {rl.end_of_life} and gets no more "
             f"security fixes; it runs on {len(nodes)} node(s) ({listed(nodes, 3)}).",
-            f"Upgrade containerd to {to}, one release line at a time, draining each node.",
+            _eol_runtime_fix(ctx, line, by_kubelet),
             objects(nodes),
         ))
     return out
+
+
+def _eol_runtime_fix(ctx: ClusterContext, line: Minor, by_kubelet: dict[Minor, list[str]]) -> str:
+    """Where to take containerd off an end-of-life ``line``: for each kubelet minor its nodes
+    run, the oldest newer line still supported whose latest patch the catalog says supports
+    that kubelet; where there is none, the kubelet must move first."""
+    cat = ctx.catalog
+    today = ctx.now.date()
+    live = [ln for ln in cat.runtimes.get("containerd", ()) if ln.line > line
+            and (ln.end_of_life is None or ln.end_of_life >= today)]
+    to: dict[str, list[Minor]] = {}
+    stuck: list[Minor] = []
+    for minor in sorted(by_kubelet):
+        fit = next((ln for ln in live if ln.supports_kubernetes(ln.latest, minor)), None)
+        if fit is None:
+            stuck.append(minor)
+        else:
+            to.setdefault(f"containerd {fit.line} ({fit.latest})", []).append(minor)
+    parts: list[str] = []
+    for where, minors in to.items():
+        whom = ("" if len(to) == 1 and not stuck else
+                f" on the nodes with kubelet {listed([str(m) for m in minors])}")
+        parts.append(f"Upgrade containerd to {where}{whom}, one release line at a time, "
+                     "draining each node.")
+    for minor in stuck:
+        nodes = sorted(by_kubelet[minor])
+        known = sorted({m for ln in live for m in ln.supports})
+        served = (f" (they serve Kubernetes {known[0]}–{known[-1]})" if known else "")
+        parts.append(
+            f"No containerd line that is still supported supports kubelet {minor}{served}, "
+            f"so on {listed(nodes, 3)} the kubelet must move first: upgrade Kubernetes on "
+            "these nodes towards a minor such a line serves, then containerd (`pitstop plan` "
+            "orders both in one drain, every state supported).")
+    return " ".join(parts)
 
 
 def check_runtime_support(ctx: ClusterContext) -> list[Finding]:
@@ -150,6 +182,7 @@ def check_known_bad_running(ctx: ClusterContext) -> list[Finding]:
     cat = ctx.catalog
     state = ctx.versions
     running: dict[tuple[str, Version], tuple[list[str], list[str]]] = {}
+    kubelets: dict[tuple[str, Version], set[Minor]] = {}  # runtime -> kubelet minors beside it
 
     def add(component: str, version: Version, what: str = "", nodes: Sequence[str] = ()) -> None:
         comps, ns = running.setdefault((component, version), ([], []))
@@ -170,6 +203,7 @@ def check_known_bad_running(ctx: ClusterContext) -> list[Finding]:
         if g.kube_proxy is not None and g.kube_proxy != g.kubelet:
             add("kubernetes", g.kube_proxy, "", g.nodes)
         add(g.runtime, g.runtime_version, "", g.nodes)
+        kubelets.setdefault((g.runtime, g.runtime_version), set()).add(g.kubelet.line)
 
     out: list[Finding] = []
     for (component, version), (comps, nodes) in sorted(running.items(),
@@ -187,7 +221,7 @@ def check_known_bad_running(ctx: ClusterContext) -> list[Finding]:
             extra = (f" {len(more)} more known issue(s) apply when: "
                      + "; ".join(kb.condition.rstrip(".") or "always" for kb in more) + ".")
         links = list(dict.fromkeys(link for kb in bad for link in kb.links))
-        to = _fixed_release(ctx, component, version)
+        to = _fixed_release(ctx, component, version, kubelets.get((component, version), set()))
         out.append(ctx.finding(
             "known-bad-running", Severity.WARNING,
             f"{component} {version}, running on {_where(comps, node_list)}, is a known-bad "
@@ -203,9 +237,11 @@ def _condition(kb: KnownBad) -> str:
     return f" (it bites when: {kb.condition.rstrip('.')})" if kb.condition else ""
 
 
-def _fixed_release(ctx: ClusterContext, component: str, version: Version) -> str:
-    """`` such as X`` naming the latest patch of the same line when the catalog knows it and
-    it is not itself unconditionally bad; else ``""``."""
+def _fixed_release(ctx: ClusterContext, component: str, version: Version,
+                   kubelets: set[Minor]) -> str:
+    """`` such as X`` naming the latest patch of the same line when the catalog knows it, it
+    is not itself unconditionally bad and, for a runtime, the catalog does not say it fails to
+    support a kubelet minor running beside it (``kubelets``); else ``""``."""
     cat = ctx.catalog
     latest: Version | None
     if component == "etcd":
@@ -219,6 +255,12 @@ def _fixed_release(ctx: ClusterContext, component: str, version: Version) -> str
         return ""
     if any(not kb.condition for kb in cat.known_bad_for(component, latest)):
         return ""
+    unsupported = sorted(m for m in kubelets if cat.runtime_supports(component, latest, m)
+                         is False)
+    if unsupported:
+        return (f" (its line's latest patch, {latest}, does not support kubelet "
+                f"{listed([str(m) for m in unsupported])} per the catalog: choose a "
+                f"{component} release that does, see `pitstop catalog {component}`)")
     return f" such as {latest}"
 
 
