@@ -133,3 +133,149 @@ def test_apply_on_hosts_refuses_what_the_inventory_does_not_cover(tmp_path: Path
     assert "kubelet is not upgraded by the hosts backend" in text
     assert "upgrade-apiserver is not done by the hosts backend" in text
     assert not runs.exists() or not any(runs.iterdir())
+
+
+# -- SSH credentials, checked before a run exists ------------------------------------------
+
+
+def _keys(tmp: Path) -> dict[str, Path]:
+    """Real files of every kind: a usable key, one with a passphrase, a public key given as the
+    private one, garbage, a known_hosts file and a malformed one."""
+    d = tmp / "keys"
+    d.mkdir()
+    for name, passphrase in (("good", ""), ("locked", "correct horse")):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "t", "-f",
+                        str(d / name)], check=True)
+    (d / "garbage").write_text("this is not a key\n")
+    pub = (d / "good.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:2222 {pub[0]} {pub[1]}\n")
+    (d / "bad_known_hosts").write_text("garbage\n")
+    return {p.name: p for p in d.iterdir()}
+
+
+def _one_node(tmp: Path, identity: Path, known_hosts: Path) -> str:
+    return write(tmp, "hosts", inventory(
+        [{"name": "node-a", "address": "127.0.0.1"}],
+        ssh={"user": "root", "port": 2222, "identityFile": str(identity),
+             "knownHostsFile": str(known_hosts)}))
+
+
+@pytest.mark.parametrize(("identity", "known_hosts", "field", "words"), [
+    ("garbage", "known_hosts", "spec.clusters[0].ssh.identityFile",
+     "is not a private key SSH can read"),
+    ("good.pub", "known_hosts", "spec.clusters[0].ssh.identityFile",
+     "is not a private key SSH can read"),
+    ("locked", "known_hosts", "spec.clusters[0].ssh.identityFile",
+     "is protected by a passphrase"),
+    ("absent", "known_hosts", "spec.clusters[0].ssh.identityFile", "does not exist"),
+    ("good", "bad_known_hosts", "spec.clusters[0].ssh.knownHostsFile",
+     "is not a known_hosts file SSH can read"),
+])
+def test_unusable_ssh_credentials_refuse_the_run_before_it_exists(
+        tmp_path: Path, identity: str, known_hosts: str, field: str, words: str) -> None:
+    """Regression: a malformed identity file gave exit 3 after the run directory was made."""
+    keys = _keys(tmp_path)
+    key = keys.get(identity, tmp_path / "keys" / identity)
+    hosts = _one_node(tmp_path, key, keys[known_hosts])
+    f = write(tmp_path, "fleet", fleet(["node-a"]))
+    runs = tmp_path / "runs"
+    r = pitstop("apply", "-f", f, "-f", hosts, "--target", "containerd=1.6.20~ds1-1+deb12u3",
+                "--backend", "hosts", "-y", "--runs-dir", str(runs))
+    assert r.returncode == 2, r.stdout + r.stderr
+    text = " ".join(r.stderr.split())
+    assert f"{hosts}: {field}:" in text and words in text, text
+    assert "(SSH to node-a of cluster lab)" in text and "Nothing was created" in text
+    assert "Traceback" not in r.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+    # no key material in the message, whatever the file held
+    for p in keys.values():
+        body = p.read_text()
+        if "PRIVATE KEY" in body:
+            assert body.splitlines()[1] not in r.stdout + r.stderr
+
+
+def test_credential_problems_name_each_file_once_where_it_is_set(tmp_path: Path) -> None:
+    from pitstop.hosts.backend import credential_problems
+
+    keys = _keys(tmp_path)
+    inv = HostInventory.model_validate(inventory(
+        [{"name": "node-a", "address": "10.0.0.7"}, {"name": "node-b", "address": "10.0.0.8"},
+         {"name": "node-c", "address": "10.0.0.9",
+          "ssh": {"identityFile": str(keys["locked"]),
+                  "knownHostsFile": str(keys["known_hosts"])}},
+         {"name": "node-d", "local": True}],
+        ssh={"identityFile": str(keys["garbage"]), "knownHostsFile": str(keys["known_hosts"])}))
+    problems = credential_problems(inv, "hosts.yaml")
+    assert [(p.file, p.field) for p in problems] == [
+        ("hosts.yaml", "spec.clusters[0].ssh.identityFile"),
+        ("hosts.yaml", "spec.clusters[0].nodes[2].ssh.identityFile")]
+    assert "(SSH to node-a, node-b of cluster lab)" in problems[0].message
+    assert "passphrase" in problems[1].message and "node-c" in problems[1].message
+    assert all(p.fix for p in problems)
+    good = HostInventory.model_validate(inventory(
+        [{"name": "node-a", "address": "10.0.0.7"}],
+        ssh={"identityFile": str(keys["good"]), "knownHostsFile": str(keys["known_hosts"])}))
+    assert credential_problems(good) == []
+    # an empty known_hosts file is readable: the run reports the hosts it lacks, per host
+    (tmp_path / "empty").write_text("")
+    empty = HostInventory.model_validate(inventory(
+        [{"name": "node-a", "address": "10.0.0.7"}],
+        ssh={"identityFile": str(keys["good"]), "knownHostsFile": str(tmp_path / "empty")}))
+    assert credential_problems(empty) == []
+
+
+# -- the run directory's inventory.json holds no secret ------------------------------------
+
+BEARER = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.abcdef0123"
+PASSWORD = "hunter2-xyzzy"
+
+
+def _with_secrets() -> HostInventory:
+    return HostInventory.model_validate(inventory(
+        [{"name": "node-a", "local": True, "verify": [
+            {"name": "app", "command": f"curl -fsS -H 'Authorization: Bearer {BEARER}' "
+                                       "http://127.0.0.1:8080/healthz"},
+            {"name": "db", "command": f"mysql --user=probe --password={PASSWORD} -e 'select 1'"},
+            {"name": "plain", "command": "test -S /run/containerd/containerd.sock"}]}]))
+
+
+def test_inventory_json_holds_no_secret_and_resume_runs_the_same_commands(
+        tmp_path: Path) -> None:
+    """Regression: a verify command's Bearer token and --password=… landed in inventory.json."""
+    from pitstop.hosts.backend import HostsBackend
+
+    inv = _with_secrets()
+    HostsBackend.create(tmp_path, inv, None).close()
+    text = (tmp_path / "inventory.json").read_text()
+    assert BEARER not in text and PASSWORD not in text
+    assert "Authorization: [redacted]" in text and "--password=[redacted]" in text
+    assert "test -S /run/containerd/containerd.sock" in text  # what is no secret stays
+    secrets = tmp_path / "inventory-secrets.json"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    assert BEARER in secrets.read_text() and "test -S" not in secrets.read_text()
+    reopened = HostsBackend.open(tmp_path)
+    assert reopened.inventory == inv  # the resumed run runs the real commands
+    reopened.close()
+
+
+def test_a_run_missing_its_secrets_is_refused_not_run_redacted(tmp_path: Path) -> None:
+    from pitstop.hosts.backend import HostsBackend, RunStateUnreadable
+
+    HostsBackend.create(tmp_path, _with_secrets(), None).close()
+    secrets = tmp_path / "inventory-secrets.json"
+    kept = secrets.read_text()
+    # the secrets of another inventory (another command) do not fit this one
+    secrets.write_text(kept.replace("select 1", "select 2"))
+    with pytest.raises(RunStateUnreadable, match=r"does not belong to inventory\.json"):
+        HostsBackend.open(tmp_path)
+    secrets.unlink()
+    with pytest.raises(RunStateUnreadable, match=r"inventory-secrets\.json, which holds "
+                                                 r"them, is missing"):
+        HostsBackend.open(tmp_path)
+    # an inventory with nothing to redact needs no secrets file
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    inv = HostInventory.model_validate(inventory([{"name": "node-a", "local": True}]))
+    HostsBackend.create(plain, inv, None).close()
+    assert not (plain / "inventory-secrets.json").exists()
+    assert HostsBackend.open(plain).inventory == inv

@@ -55,7 +55,7 @@ def test_rehearse_with_fault_file_then_status(tmp_path: Path) -> None:
     r = pitstop("rehearse", "-f", str(_fixed_fleet(tmp_path)), "-f", str(EX / "policy.yaml"),
                 "-f", str(EX / "target.yaml"), "--faults", str(faults), "--runs-dir",
                 str(runs), "--now", "2026-11-30T07:00:00+00:00")
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 5, r.stdout + r.stderr  # rolled back
     assert "rolled-back" in r.stdout and "stg-gen-02" in r.stdout
     run = _only_run(runs)
     assert (run / "report.html").is_file()
@@ -78,13 +78,13 @@ def test_apply_waits_for_approvals_then_resumes(tmp_path: Path) -> None:
             str(EX / "target.yaml")]
     r = pitstop("apply", *args, "-y", "--runs-dir", str(runs), "--now",
                 "2026-11-30T07:00:00+00:00")
-    assert r.returncode == 1 and "waits for 2 approval(s)" in r.stdout
+    assert r.returncode == 4 and "waits for 2 approval(s)" in r.stdout  # paused
     run = _only_run(runs)
     step = next(s["id"] for s in json.loads(pitstop("status", str(run), "-o", "json").stdout)
                 ["steps"] if s["status"] == "pending")
     assert pitstop("approve", str(run), "--step", step, "--as", "sre-leads").returncode == 0
     r = pitstop("resume", str(run))
-    assert r.returncode == 1 and "has 1" in r.stdout  # one of two approvals is not enough
+    assert r.returncode == 4 and "has 1" in r.stdout  # one of two approvals is not enough
     assert pitstop("approve", str(run), "--step", "nope", "--as", "x").returncode == 2
 
 

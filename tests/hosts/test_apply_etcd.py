@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,7 +189,7 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
     run = only_run(runs)
     status = pitstop("status", str(run))
     assert status.returncode == 0 and "running" in status.stdout, status.stdout
-    assert f"running      {second_id}" in status.stdout
+    assert re.search(rf"^{re.escape(second_id)}\s+running\s", status.stdout, re.M), status.stdout
     (op2,) = [o for o in HostState(run / "hosts.sqlite").operations()
               if o.key.endswith(f"/{second_id}/{second}")]
     assert op2.state == "running"

@@ -227,7 +227,7 @@ def test_failing_gate_rolls_back_automatically(at_start: Estate, tmp_path: Path)
         r = pitstop("apply", *files, "--target", f"containerd={est.to_version}", "--backend",
                     "hosts", "-y", "--runs-dir", str(runs))
         took = time.monotonic() - t0
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 5, r.stdout + r.stderr  # rolled back
     assert "rolled-back" in r.stdout
     assert installed_version() == est.from_version
     assert c.revision() == est.from_version
@@ -257,7 +257,7 @@ def test_unknown_host_key_pauses_the_run_and_touches_nothing(at_start: Estate,
     daemon = c.daemon_pid()
     r = pitstop("apply", *files, "--target", f"containerd={est.to_version}", "--backend",
                 "hosts", "-y", "--runs-dir", str(runs))
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 4, r.stdout + r.stderr  # paused
     text = " ".join((r.stdout + r.stderr).split())
     assert "paused" in text and f"is not in the known_hosts file {fresh}" in text
     assert "never trusts an unknown host key" in text

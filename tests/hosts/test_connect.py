@@ -143,12 +143,9 @@ def test_run_many_is_bounded_and_keeps_going_past_failures(estate: Estate) -> No
                 active -= 1
             host.close()
 
-    started = time.monotonic()
     out = run_many(hosts, work, limit=3)
-    elapsed = time.monotonic() - started
     assert [o.host.name for o in out] == [h.name for h in hosts]
     assert [o.ok for o in out] == [True, True, True, False, True, True, True, True]
     assert isinstance(out[3].error, HostUnreachable)
     assert all(o.value for o in out if o.ok)
-    assert peak == 3
-    assert elapsed < 7 * 0.3  # ran in parallel
+    assert peak == 3  # ran in parallel, never more than the limit at once

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 
 from pitstop.catalog import load_catalog
 from pitstop.hosts import debversion
-from pitstop.hosts.connect import CommandFailed, LocalHost
+from pitstop.hosts.connect import CommandFailed, HostCredentialsUnusable, LocalHost, SSHHost
 from pitstop.hosts.containerd import ContainerdActuator, RuntimeFacts, SystemdDaemon
-from pitstop.hosts.redact import redact
+from pitstop.redact import redact_text as redact
 
 PAIRS = [
     ("1.6.20~ds1-1+deb12u2", "1.6.20~ds1-1+deb12u3"),
@@ -54,6 +55,12 @@ def test_upstream_part() -> None:
     ('{"client_secret": "s3cr3tvalue"}', "s3cr3tvalue"),
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
      "b3BlbnNzaC1rZXk"),
+    ("mysql --user=root --password=hunter2xyz db", "hunter2xyz"),
+    ("curl -H 'Authorization: Bearer eyJhbGci.payload.sig' http://x", "eyJhbGci.payload.sig"),
+    ("GET /api failed with Bearer abc.def-ghi= (401)", "abc.def-ghi="),
+    ("PGPASSWORD=s3cr3tpg psql -h db", "s3cr3tpg"),
+    ("env x=password=inner-s3cret ./probe", "inner-s3cret"),
+    ("aws s3 ls # AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
 ])
 def test_redaction_removes_secret_looking_values(text: str, secret: str) -> None:
     out = redact(text)
@@ -61,10 +68,19 @@ def test_redaction_removes_secret_looking_values(text: str, secret: str) -> None
     assert "***" in out
 
 
-def test_redaction_keeps_ordinary_commands() -> None:
-    cmd = "apt-get -q -y install containerd=1.6.20~ds1-1+deb12u3"
+@pytest.mark.parametrize("cmd", [
+    "apt-get -q -y install containerd=1.6.20~ds1-1+deb12u3",
+    "etcd --peer-key-file=/etc/etcd/peer.key --client-cert-auth=true",
+    "3 gates passed: apiserver-ready, etcd-healthy",
+    "keyFile: /etc/pitstop/client.key is not the key of /etc/pitstop/client.crt",
+    "curl https://10.0.0.1:2379/health",
+])
+def test_redaction_keeps_ordinary_text(cmd: str) -> None:
     assert redact(cmd) == cmd
-    assert redact("value 0xfeed here", ["0xfeed"]) == "value *** here"
+
+
+def test_redaction_of_declared_secrets() -> None:
+    assert redact("value 0xfeed here", secrets=["0xfeed"]) == "value *** here"
 
 
 def test_secrets_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
@@ -133,3 +149,35 @@ def test_facts_read_a_real_config_file_in_either_version(tmp_path: Path) -> None
     assert "config-unreadable" in {p.code for p in act.check(f3, "2.0.4")}
     missing = facts(tmp_path / "absent.toml")
     assert not missing.config_present and not missing.config_error
+
+
+def test_an_unusable_client_key_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """A malformed key used to escape SSHHost as asyncssh's KeyImportError (an internal error,
+    exit 3): now it is a HostCredentialsUnusable naming the file, before any connection."""
+    bad = tmp_path / "id_garbage"
+    bad.write_text("this is not a key\n")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    with socket.socket() as s:  # a port nobody listens on: connecting would be refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    host = SSHHost("127.0.0.1", port=port, client_keys=[bad], known_hosts=known, name="n1")
+    try:
+        with pytest.raises(HostCredentialsUnusable) as err:
+            host.run(["true"], timeout=10)
+    finally:
+        host.close()
+    assert f"{bad} is not a private key SSH can read" in str(err.value)
+    assert "Nothing was sent to the host" in str(err.value)
+
+
+def test_a_failed_verify_command_reports_its_output_redacted() -> None:
+    from pitstop.hosts.backend import _verify_command
+    from pitstop.hosts.containerd import Snapshot
+    from pitstop.model import VerifyCommand
+
+    check = _verify_command(VerifyCommand(
+        name="db", command="echo 'login failed for --password=hunter2xyz' >&2; exit 3"))
+    problems = check(LocalHost("n1"), Snapshot("n1", 0.0, None, ()))
+    assert len(problems) == 1 and "exited with 3" in problems[0].message
+    assert "hunter2xyz" not in problems[0].message and "--password=***" in problems[0].message

@@ -186,7 +186,7 @@ def test_apply_with_the_node_command(own_cluster: ControlPlane, tmp_path: Path) 
     # 2. the command fails on the canary: the step fails, the wave rolls back
     res = _pitstop(cp, *base, "-f", str(in_place), "--node-command",
                    f"{fail} {{node}} {{version}} {{component}}", timeout=300)
-    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.returncode == 5, res.stdout + res.stderr  # rolled back
     run = next(runs.iterdir())
     status = _status(cp, run)
     assert status["status"] == "rolled-back", status
@@ -202,7 +202,7 @@ def test_apply_with_the_node_command(own_cluster: ControlPlane, tmp_path: Path) 
     res = _pitstop(cp, *base, "-f", str(in_place), "--node-command",
                    f"{silent} {{node}} {{version}} {{component}}", "--node-verify-timeout",
                    "3", timeout=300)
-    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.returncode == 5, res.stdout + res.stderr  # rolled back
     run = next(r for r in runs.iterdir() if r.name != run.name)
     status = _status(cp, run)
     assert status["status"] == "rolled-back", status

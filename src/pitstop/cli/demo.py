@@ -22,6 +22,8 @@ from pitstop.cli.runs import describe_stalls, execute, report_data, start_run
 from pitstop.config import load_documents
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
+from pitstop.render.runs import split_rollbacks
+from pitstop.render.safe import markup
 from pitstop.report.html import write_report
 
 __all__ = ["run_demo"]
@@ -62,14 +64,14 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     ok = True
 
     say("[bold]1. Plan[/] — example fleet acme: staging-eu, prod-eu-1, prod-us-1 → "
-        + ", ".join(f"{k}={v}" for k, v in target.spec.versions.items()))
+        + markup(", ".join(f"{k}={v}" for k, v in target.spec.versions.items())))
     plan = make_plan(fleet, target, policy, catalog, now=now)
     lines = [f"{len(plan.steps)} steps in {len(plan.waves)} waves "
              f"({', '.join(w.name for w in plan.waves)})"]
     for f in plan.blocking:
         lines.append(f"BLOCKING {f.code} in {f.cluster}: {f.message} Fix: {f.fix}")
     for line in lines:
-        say("   " + line)
+        say("   " + markup(line))
     stories.append({"title": "1. Plan: a PodDisruptionBudget that would stall every drain",
                     "lines": lines})
     ok &= [f.code for f in plan.blocking] == ["pdb-blocks-drain"]
@@ -85,9 +87,10 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     run1, twin1 = start_run(fixed, plan_ok, policy, runs_dir, seed=seed, start=now,
                             faults=faults, mode="rehearse")
     r1 = execute(run1, twin1)
-    lines = [f"result: {r1.status} — {r1.reason}", *[f"rollback: {x}" for x in r1.rollbacks]]
+    reason, rollbacks = split_rollbacks(r1.reason, r1.rollbacks)  # each said once
+    lines = [f"result: {r1.status} — {reason}", *[f"rollback: {x}" for x in rollbacks]]
     for line in lines:
-        say("   " + line)
+        say("   " + markup(line))
     stories.append({"title": "2. Rehearsal with an injected canary failure: automatic rollback",
                     "lines": lines})
     ok &= r1.status == "rolled-back"
@@ -115,8 +118,8 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
             run2.audit.append(run2.run_id, who, "approve", "demo: change board approves",
                               waiting.step_id, at=twin2.clock.now())
         approvals.append(f"{need.cluster}: approved by {', '.join(need.approvers)}")
-        say(f"   paused for approval of {need.cluster}; approved by "
-            f"{', '.join(need.approvers[:need.required])}; resuming")
+        say("   " + markup(f"paused for approval of {need.cluster}; approved by "
+                           f"{', '.join(need.approvers[:need.required])}; resuming"))
         r2 = execute(run2, twin2)
     data = report_data(run2, twin2, r2, title="pitstop demo — example fleet upgrade",
                        stories=stories)
@@ -132,12 +135,12 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
                  if not violations
                  else f"PDB VIOLATIONS: {violations}")
     for line in lines:
-        say("   " + line)
+        say("   " + markup(line))
     stories.append({"title": "3. Clean rehearsal after the fix", "lines": lines})
     ok &= r2.status == "completed" and not violations
     data["stories"] = stories
     report = write_report(run2.path / "report.html", data)
-    say(f"\n[bold]4. Report[/] — {report}  (the fault run's report: "
-        f"{run1.path / 'report.html'})")
-    say("   audit logs: `pitstop audit verify " + str(run2.path) + "`")
+    say(f"\n[bold]4. Report[/] — {markup(report)}  (the fault run's report: "
+        f"{markup(run1.path / 'report.html')})")
+    say("   audit logs: " + markup(f"`pitstop audit verify {run2.path}`"))
     return report, ok

@@ -3,11 +3,16 @@
 Heavy modules (pydantic, rich, the planner) are imported inside commands, so that
 ``pitstop --help`` starts fast.
 
-Exit codes (documented in docs/operations.md):
-  0  the plan is ready (or the command succeeded)
-  1  the plan is blocked by findings, or the target is refused
-  2  bad input: a file, field or option that cannot be accepted
+Exit codes (documented in docs/operations.md and README.md):
+  0  the plan is ready, the run completed, or the command succeeded
+  1  the plan is blocked by findings, the target or the run is refused, or the command found
+     what it checks for (drift, a tampered audit log)
+  2  bad input: a file, field, option or run that cannot be accepted (click's usage errors
+     are 2 as well)
   3  internal error (a bug in pitstop: please report it)
+  4  the run stopped paused (an approval, a drain stall, a pause request …): resume it
+  5  the run was rolled back (a gate failed)
+  6  the run was aborted
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ if TYPE_CHECKING:
     from pitstop.config import LoadedConfig
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_PAUSED, EXIT_ROLLED_BACK, EXIT_ABORTED = 4, 5, 6
+# how a run ended → the exit code of the command that ran it (rehearse, apply, resume,
+# status --watch); any other status (a run that is not over, an unknown one) is 1
+EXIT_FOR_STATUS = {"completed": EXIT_OK, "paused": EXIT_PAUSED, "rolled-back": EXIT_ROLLED_BACK,
+                   "aborted": EXIT_ABORTED}
 F = TypeVar("F", bound=Callable[..., Any])
 
 PLAN_EXAMPLES = """
@@ -45,8 +55,22 @@ def _console(stderr: bool = False) -> Console:
 
     console = Console(stderr=stderr, soft_wrap=False, highlight=False)
     if not console.is_terminal:  # piped or redirected: lines as long as they need to be
-        console = Console(stderr=stderr, soft_wrap=False, highlight=False, width=160)
+        console = Console(stderr=stderr, soft_wrap=False, highlight=False, width=10_000)
     return console
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """A plain line built from data: every non-printable character shown as an escape."""
+    from pitstop.render.safe import visible
+
+    click.echo(visible(text, newlines=True), err=err)
+
+
+def _output_option(*formats: str, default: str = "table") -> Callable[[F], F]:
+    return click.option("-o", "--output", "fmt", type=click.Choice(list(formats)),
+                        default=default, show_default=True,
+                        help="table: for people (plain columns when not on a terminal); "
+                        "json, yaml: for programs (docs/operations.md#machine-readable-output).")
 
 
 def _fail(message: str, code: int) -> None:
@@ -209,7 +233,7 @@ def _plan(files: tuple[str, ...], target_text: str | None, fmt: str, catalog_dir
     schedule = schedule_plan(result, policy, labels, start) if result.steps else None
     console = _console()
     if explain is not None:
-        render_explain(result, console, explain or None)
+        render_explain(result, console, explain or None, fmt)
     else:
         render_plan(result, schedule, fmt, console)
     return EXIT_OK if result.reachable else EXIT_BLOCKED
@@ -218,11 +242,13 @@ def _plan(files: tuple[str, ...], target_text: str | None, fmt: str, catalog_dir
 @main.command()
 @files_option
 @click.option("--target", "target_text", default=None, help="Desired versions (as for plan).")
-@click.option("--step", "step", default="", help="Only steps whose id contains this (or its #).")
+@click.option("--step", "step", default="",
+              help="Only steps whose id contains this, or the step at this position in the plan.")
+@_output_option("table", "json", "yaml")
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan.")
 @_guard
-def explain(files: tuple[str, ...], target_text: str | None, step: str,
+def explain(files: tuple[str, ...], target_text: str | None, step: str, fmt: str,
             catalog_dir: str | None, now_text: str | None) -> None:
     """Explain why each step exists, why it is where it is, and what gates follow it.
 
@@ -230,21 +256,24 @@ def explain(files: tuple[str, ...], target_text: str | None, step: str,
     Examples:
       pitstop explain -f examples/fleet.yaml -f examples/target.yaml
       pitstop explain -f examples/fleet.yaml -f examples/target.yaml --step apiserver
+      pitstop explain -f examples/fleet.yaml -f examples/target.yaml --step prod-eu-1/015 -o yaml
     """
-    sys.exit(_plan(files, target_text, "table", catalog_dir, now_text, None, False,
+    sys.exit(_plan(files, target_text, fmt, catalog_dir, now_text, None, False,
                    explain=step))
 
 
 @main.command()
 @files_option
 @catalog_option
+@_output_option("table", "json", "yaml")
 @_guard
-def validate(files: tuple[str, ...], catalog_dir: str | None) -> None:
+def validate(files: tuple[str, ...], catalog_dir: str | None, fmt: str) -> None:
     """Check configuration files and the catalog; print what was read.
 
     \b
-    Example:
+    Examples:
       pitstop validate -f examples/fleet.yaml -f examples/policy.yaml
+      pitstop validate -f fleet.yaml -f hosts.yaml -o json
     """
     from pitstop.catalog import load_catalog
     from pitstop.config import load_files
@@ -257,17 +286,43 @@ def validate(files: tuple[str, ...], catalog_dir: str | None) -> None:
     load_catalog(catalog_dir)
     if cfg.policy is not None:
         _check_gate_conditions(cfg)
+    objects: list[tuple[dict[str, Any], str]] = []  # (document entry, what a person reads)
+
+    def add(obj: Any, facts: dict[str, Any], text: str) -> None:
+        kind, name = obj.kind, obj.metadata.name
+        objects.append(({"kind": kind, "name": name,
+                         "file": cfg.sources.get(f"{kind}/{name}"), **facts},
+                        f"{kind}/{name}: {text}"))
+
     if cfg.fleet is not None:
-        nodes = sum(len(p.nodes) for c in cfg.fleet.spec.clusters for p in c.node_pools)
-        click.echo(f"ok  Fleet/{cfg.fleet.metadata.name}: {len(cfg.fleet.spec.clusters)} "
-                   f"clusters, {nodes} nodes")
+        clusters = cfg.fleet.spec.clusters
+        nodes = sum(len(p.nodes) for c in clusters for p in c.node_pools)
+        add(cfg.fleet, {"clusters": len(clusters), "nodes": nodes},
+            f"{len(clusters)} clusters, {nodes} nodes")
     if cfg.policy is not None:
-        click.echo(f"ok  UpgradePolicy/{cfg.policy.metadata.name}: "
-                   f"{len(cfg.policy.spec.waves)} waves, "
-                   f"{len(cfg.policy.spec.maintenance_windows)} maintenance windows")
+        spec = cfg.policy.spec
+        add(cfg.policy, {"waves": len(spec.waves),
+                         "maintenanceWindows": len(spec.maintenance_windows)},
+            f"{len(spec.waves)} waves, {len(spec.maintenance_windows)} maintenance windows")
     if cfg.target is not None:
-        click.echo(f"ok  UpgradeTarget/{cfg.target.metadata.name}: " + ", ".join(
-            f"{k}={v}" for k, v in cfg.target.spec.versions.items()))
+        versions = dict(cfg.target.spec.versions)
+        add(cfg.target, {"versions": versions},
+            ", ".join(f"{k}={v}" for k, v in versions.items()))
+    if cfg.hosts is not None:
+        hosts = sum(len(c.nodes) for c in cfg.hosts.spec.clusters)
+        add(cfg.hosts, {"clusters": len(cfg.hosts.spec.clusters), "hosts": hosts},
+            f"{len(cfg.hosts.spec.clusters)} clusters, {hosts} hosts")
+    if cfg.faults is not None:
+        add(cfg.faults, {"faults": len(cfg.faults.spec.faults)},
+            f"{len(cfg.faults.spec.faults)} faults")
+    if fmt != "table":
+        from pitstop.render import emit_document
+
+        emit_document(_console(), {"format": "pitstop.dev/v1alpha1/Validation", "ok": True,
+                                   "objects": [doc for doc, _ in objects]}, fmt)
+        return
+    for _, text in objects:
+        _echo(f"ok  {text}")
 
 
 @main.command()
@@ -330,6 +385,59 @@ runs_option = click.option(
     help="Where run directories (journal, audit log, twin state, report) are kept.")
 
 
+_RUNS_DIRS_KEY = "pitstop.runs_dirs"
+
+
+def _remember_runs_dir(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_RUNS_DIRS_KEY] = (value,) if value else None
+
+
+def _runs_dirs(ctx: click.Context | None) -> tuple[Path, ...]:
+    from pitstop.cli.runinfo import DEFAULT_RUNS_DIRS
+
+    given = ctx.meta.get(_RUNS_DIRS_KEY) if ctx is not None else None
+    return tuple(Path(d) for d in (given or DEFAULT_RUNS_DIRS))
+
+
+class RunRef(click.ParamType):  # type: ignore[type-arg]
+    """``RUN``: a run directory, or a run id (whole, or its start or end) under --runs-dir;
+    resolved to the directory while the command line is parsed (pitstop.cli.runinfo)."""
+
+    name = "run"
+
+    def __init__(self, files: bool = False) -> None:
+        self.files = files
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        from pitstop.cli.runinfo import RunRefError, resolve_run
+        from pitstop.render.safe import visible
+
+        try:
+            return str(resolve_run(str(value), _runs_dirs(ctx), files=self.files))
+        except RunRefError as exc:
+            self.fail(visible(str(exc)), param, ctx)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from pitstop.cli.runinfo import runs_under
+
+        ids = [p.name for d in _runs_dirs(ctx) for p in runs_under(d)]
+        return [CompletionItem(i) for i in ids if i.startswith(incomplete)]
+
+
+def run_argument(files: bool = False) -> Callable[[F], F]:
+    return click.argument("run_dir", metavar="PATH" if files else "RUN", type=RunRef(files))
+
+
+runs_lookup_option = click.option(
+    "--runs-dir", default=None, type=click.Path(file_okay=False), expose_value=False,
+    is_eager=True, callback=_remember_runs_dir,
+    help="Where to look up a RUN given by its id (default: .pitstop/runs, then .pitstop/demo).")
+
+
 def _run_files(files: tuple[str, ...], target_text: str | None, catalog_dir: str | None,
                now_text: str | None) -> tuple[Any, Any, Any, datetime]:
     from pitstop.cli.runs import plan_for
@@ -341,32 +449,54 @@ def _run_files(files: tuple[str, ...], target_text: str | None, catalog_dir: str
 
 
 def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str,
-                  report: bool = True) -> None:
+                  report: bool = True, fmt: str = "table") -> None:
+    """Write the run's report and print its summary: for people, or as the RunResult
+    document (``-o json|yaml``)."""
     from pitstop.cli.runs import describe_stalls, report_data
+    from pitstop.render import emit_document
+    from pitstop.render.runs import print_result
     from pitstop.report.html import write_report
 
-    style = {"completed": "green", "paused": "yellow", "rolled-back": "magenta"}.get(
-        result.status, "red")
-    console.print(f"[bold {style}]{result.status}[/]: {result.reason}")
-    console.print(f"steps done: {result.steps_done}/{result.steps_total}")
-    for rb in result.rollbacks:
-        console.print(f"[magenta]rollback:[/] {rb}")
-    if report:
-        data = report_data(run, twin, result, title=title)
-        path = write_report(run.path / "report.html", data)
-        s = data["summary"]
-        kind = "virtual makespan" if run.backend.get("kind") == "twin" else "makespan"
-        console.print(f"{kind}: {s['makespanSeconds'] / 3600:.2f} h; evictions "
-                      f"{s['evictions']}, PDB refusals (429) {s['refusals429']}")
-        console.print(describe_stalls(data["stalls"]))
-        worst = sorted(s["minAvailability"].items(), key=lambda kv: kv[1])[:5]
-        for w, r in worst:
-            console.print(f"  min availability {w}: {r:.0%}")
-        console.print(f"report: {path}")
-    console.print(f"run: {run.path}")
+    data = report_data(run, twin, result, title=title)
+    path = write_report(run.path / "report.html", data) if report else None
+    doc = _result_document(run, twin, result)
+    s = data["summary"]
+    doc["drains"] = {"evictions": s["evictions"], "refusals429": s["refusals429"],
+                     "stalls": describe_stalls(data["stalls"]), "stalled": data["stalls"]}
+    worst = sorted(s["minAvailability"].items(), key=lambda kv: (kv[1], kv[0]))
+    doc["lowestAvailability"] = [{"workload": w, "ratio": r} for w, r in worst[:5]]
+    doc["report"] = str(path) if path else None
+    if fmt == "table":
+        print_result(doc, console)
+    else:
+        emit_document(console, doc, fmt)
 
 
-_EXIT_FOR = {"completed": EXIT_OK}
+def _result_document(run: Any, backend: Any, result: Any) -> dict[str, Any]:
+    from pitstop.cli.runinfo import audit_times, backend_summary, backend_text, hosts_of
+
+    started, _ = audit_times(run.path / "audit.jsonl")
+    now = backend.clock.now()
+    elapsed = None
+    if started:
+        elapsed = max(0.0, now - datetime.fromisoformat(started.replace("Z", "+00:00"))
+                      .timestamp())
+    return {
+        "format": "pitstop.dev/v1alpha1/RunResult", "runId": run.run_id,
+        "runDir": str(run.path), "status": result.status, "reason": result.reason,
+        "exitCode": EXIT_FOR_STATUS.get(result.status, EXIT_BLOCKED),
+        "backend": {**backend_summary(run.backend), "description": backend_text(
+            run.backend, long=True, hosts=hosts_of(run.path, run.backend))},
+        "clusters": list(dict.fromkeys(s.cluster for s in run.plan.steps)),
+        "steps": {"done": result.steps_done, "total": result.steps_total},
+        "rollbacks": list(result.rollbacks),
+        "clock": "virtual" if run.backend.get("kind") == "twin" else "wall",
+        "started": started, "now": datetime.fromtimestamp(now, UTC).isoformat(),
+        "elapsedSeconds": elapsed,
+    }
+
+
+_EXIT_FOR = EXIT_FOR_STATUS
 
 
 @main.command()
@@ -378,9 +508,11 @@ _EXIT_FOR = {"completed": EXIT_OK}
 @runs_option
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan; also the rehearsal start.")
+@_output_option("table", "json", "yaml")
 @_guard
 def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str | None,
-             seed: int, runs_dir: str, catalog_dir: str | None, now_text: str | None) -> None:
+             seed: int, runs_dir: str, catalog_dir: str | None, now_text: str | None,
+             fmt: str) -> None:
     """Rehearse the plan on the twin, in virtual time: predicted makespan, minimum availability
     per workload, PDB stalls, gate results and rollbacks, and an HTML report.
 
@@ -388,6 +520,8 @@ def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str |
     Examples:
       pitstop rehearse -f examples/fleet.yaml -f examples/policy.yaml -f examples/target.yaml
       pitstop rehearse -f fleet.yaml --target kubernetes=1.36.5 --faults canary-breach.yaml
+
+    Exit 0 completed, 4 paused, 5 rolled back, 6 aborted (docs/operations.md#exit-codes).
     """
     from pitstop.cli.runs import execute, start_run
     from pitstop.config import load_files
@@ -404,7 +538,7 @@ def rehearse(files: tuple[str, ...], target_text: str | None, faults_file: str |
     run, twin = start_run(cfg.fleet, plan_, policy, Path(runs_dir), seed=seed, start=now,
                           faults=faults, mode="rehearse")
     result = execute(run, twin)
-    _print_result(run, twin, result, _console(), "pitstop rehearsal")
+    _print_result(run, twin, result, _console(), "pitstop rehearsal", fmt=fmt)
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
@@ -476,12 +610,13 @@ page_size_option = click.option(
 @runs_option
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan.")
+@_output_option("table", "json", "yaml")
 @_guard
 def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_kind: str,
           seed: int, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
           node_upgrader: str, node_command: str | None, node_verify_timeout: float,
           cp_command: str | None, cp_addresses: tuple[str, ...], poll_s: float, runs_dir: str,
-          catalog_dir: str | None, now_text: str | None) -> None:
+          catalog_dir: str | None, now_text: str | None, fmt: str) -> None:
     """Apply the plan to the twin, with `--backend hosts` to real hosts, or with
     `--backend kube` to live clusters, with progress. Refuses a plan with blocking findings,
     and (kube) a plan of versions that no longer run. Interrupt it any time:
@@ -493,6 +628,10 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
       pitstop apply -f fleet.yaml -f hosts.yaml --target containerd=1.6.20 --backend hosts
       pitstop inventory --context kwok --out live.yaml
       pitstop apply -f live.yaml -f policy.yaml --target kubernetes=1.36.3 --backend kube
+
+    Before it starts it says what it will act on: the twin (a rehearsal), the kubeconfig
+    contexts, or the hosts. Exit 0 completed, 1 refused or not confirmed, 4 paused,
+    5 rolled back, 6 aborted (docs/operations.md#exit-codes).
     """
     from pitstop.cli.runs import (
         start_hosts_kube_run,
@@ -508,9 +647,12 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
             f"{f.code} ({f.cluster or 'fleet'}): {f.message}" + (f" Fix: {f.fix}" if f.fix
                                                                    else "")
             for f in plan_.blocking) + " — fix these (`pitstop plan` shows how) before applying")
-    if not yes and not click.confirm(f"apply {len(plan_.steps)} steps to "
-                                     f"{len(cfg.fleet.spec.clusters)} cluster(s)?"):
-        sys.exit(EXIT_BLOCKED)
+    # nothing to ask about when the backend refuses at once (no steps, no inventory)
+    refused = not plan_.steps or (backend_kind in ("hosts", "hosts+kube") and cfg.hosts is None)
+    if not refused:
+        _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
+        if not yes and not click.confirm("Go ahead?", err=True):
+            sys.exit(EXIT_BLOCKED)
     if backend_kind == "hosts":
         run, backend = start_hosts_run(cfg, plan_, policy, Path(runs_dir))
     elif backend_kind in ("kube", "hosts+kube"):
@@ -528,24 +670,64 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
     # the live skew check reads the rules of the catalog the plan was made with
     catalog = load_catalog(catalog_dir) if catalog_dir else None
     result = _execute_with_progress(run, backend, poll_s, catalog)
-    _print_result(run, backend, result, _console(), "pitstop apply")
+    _print_result(run, backend, result, _console(), "pitstop apply", fmt=fmt)
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
+
+
+def _apply_target_text(cfg: Any, plan_: Any, backend_kind: str, kubeconfig: str | None,
+                       contexts: tuple[str, ...]) -> str:
+    """What `apply` is about to act on, said before it asks: the twin (a rehearsal), the
+    kubeconfig contexts of the clusters, or the hosts."""
+    clusters = list(dict.fromkeys(s.cluster for s in plan_.steps))
+    head = f"apply {len(plan_.steps)} steps to {len(clusters)} cluster(s)"
+    if backend_kind == "twin":
+        return (f"{head} on the twin: a rehearsal on a simulated copy of the fleet, in virtual "
+                f"time; no real cluster or host is changed ({', '.join(clusters)}). "
+                "--backend kube or hosts acts on real ones.")
+    parts = []
+    if backend_kind in ("kube", "hosts+kube"):
+        from pitstop.kube.fleet import pair_contexts
+
+        wanted = [c for c in cfg.fleet.spec.clusters if c.name in clusters]
+        pairs = sorted(pair_contexts(wanted, contexts), key=lambda p: clusters.index(p[0]))
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        parts.append("live clusters through kubeconfig " + where + ", contexts "
+                     + ", ".join(f"{c} → {ctx}" for c, ctx in pairs))
+    if backend_kind in ("hosts", "hosts+kube") and cfg.hosts is not None:
+        hosts = [f"{n.name} ({'local' if n.local else n.address})"
+                 for c in cfg.hosts.spec.clusters if c.name in clusters for n in c.nodes]
+        parts.append(f"{len(hosts)} host(s) over SSH: " + ", ".join(hosts))
+    return f"{head} on " + "; and ".join(parts or [f"backend {backend_kind}"])
 
 
 def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
                            catalog: Any = None) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn
-
+    """Execute the run with its progress on standard error: a bar per wave on a terminal, a
+    line per finished step otherwise (standard output keeps the summary or the document)."""
     from pitstop.cli.runs import execute
+    from pitstop.render.safe import markup
 
     waves = {w.name: len([s for s in run.plan.steps if s.wave == w.name])
              for w in run.plan.waves}
     step_wave = {s.id: s.wave for s in run.plan.steps}
     done = {s.step_id for s in run.journal.steps() if s.status == "done"}
+    console = _console(stderr=True)
+    if not console.is_terminal:
+        count = [len(done)]
+
+        def on_line(action: str, info: dict[str, Any]) -> None:
+            if action == "step-done" and info["subject"] in step_wave:
+                count[0] += 1
+                _echo(f"done {count[0]}/{len(step_wave)}  {info['subject']}", err=True)
+
+        return execute(run, twin, on_line, poll_s=poll_s, catalog=catalog)
+
+    from rich.progress import BarColumn, Progress, TextColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} steps"),
-                  console=_console()) as progress:
-        tasks = {w: progress.add_task(f"wave {w}", total=n,
+                  console=console) as progress:
+        tasks = {w: progress.add_task(f"wave {markup(w)}", total=n,
                                       completed=sum(1 for d in done if step_wave.get(d) == w))
                  for w, n in waves.items()}
 
@@ -557,49 +739,164 @@ def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@run_argument()
+@runs_lookup_option
 @poll_option
+@_output_option("table", "json", "yaml")
 @_guard
-def resume(run_dir: str, poll_s: float) -> None:
+def resume(run_dir: str, poll_s: float, fmt: str) -> None:
     """Continue a run after a pause, an approval, or a crash: completed actions are not
-    repeated, and none is skipped."""
+    repeated, and none is skipped. RUN is a run directory or a run id.
+
+    Exit 0 completed, 4 paused, 5 rolled back, 6 aborted (docs/operations.md#exit-codes)."""
     from pitstop.cli.runs import load_run, open_backend
 
     run = load_run(run_dir)
     twin = open_backend(run)
     result = _execute_with_progress(run, twin, poll_s)
-    _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}")
+    _print_result(run, twin, result, _console(), f"pitstop run {run.run_id}", fmt=fmt)
     sys.exit(_EXIT_FOR.get(result.status, EXIT_BLOCKED))
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table")
+@run_argument()
+@runs_lookup_option
+@_output_option("table", "json", "yaml")
+@click.option("-w", "--watch", is_flag=True,
+              help="Re-read and redraw until the run is no longer running (Ctrl-C stops "
+              "watching); off a terminal, a line per change.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
+              metavar="SECONDS", help="--watch: seconds between reads.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=24 * 3600.0,
+              show_default=True, metavar="SECONDS",
+              help="--watch: give up (exit 1) when the run is still running after this long.")
 @_guard
-def status(run_dir: str, fmt: str) -> None:
-    """Show a run's state: status, reason, and every step's progress."""
-    import json
+def status(run_dir: str, fmt: str, watch: bool, interval: float, timeout: float) -> None:
+    """Show a run's state: status, reason, backend, progress, and every step that is neither
+    done nor pending. RUN is a run directory or a run id (`pitstop runs` lists them).
 
+    Exit 0. With --watch, once the run is no longer running: 0 completed, 4 paused,
+    5 rolled back, 6 aborted; 1 when --timeout passed first; 0 on Ctrl-C.
+
+    \b
+    Examples:
+      pitstop status 20261130-070000-cc1d22
+      pitstop status .pitstop/runs/20261130-070000-cc1d22 -o json
+      pitstop status cc1d22 --watch
+    """
     from pitstop.cli.runs import load_run
 
     run = load_run(run_dir)
+    try:
+        if not watch:
+            _show_status(_status_document(run), fmt)
+            return
+        sys.exit(_watch_status(run, fmt, interval, timeout))
+    finally:
+        run.close()
+
+
+def _status_document(run: Any) -> dict[str, Any]:
+    from pitstop.cli.runinfo import FINAL_STATUSES, audit_times, backend_summary, backend_text
+
     steps = run.journal.steps()
-    doc = {"runId": run.run_id, "status": run.journal.get("status"),
-           "reason": run.journal.get("reason"), "request": run.journal.get("request"),
-           "steps": [{"id": s.step_id, "status": s.status, "message": s.message}
-                     for s in steps]}
-    if fmt == "json":
-        click.echo(json.dumps(doc, indent=2))
-        return
-    console = _console()
-    console.print(f"run {run.run_id}: [bold]{doc['status']}[/] — {doc['reason']}")
+    status = run.journal.get("status")
     counts: dict[str, int] = {}
     for s in steps:
         counts[s.status] = counts.get(s.status, 0) + 1
-    console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-    for s in steps:
-        if s.status not in ("done", "pending"):
-            console.print(f"  {s.status:12} {s.step_id}  {s.message}")
+    started, ended = audit_times(run.path / "audit.jsonl")
+    return {
+        "format": "pitstop.dev/v1alpha1/RunStatus", "runId": run.run_id,
+        "runDir": str(run.path), "status": status, "reason": run.journal.get("reason"),
+        "request": run.journal.get("request") or None,
+        "requestReason": run.journal.get("request_reason") or None,
+        "backend": {**backend_summary(run.backend),
+                    "description": backend_text(run.backend)},
+        "clusters": list(dict.fromkeys(s.cluster for s in run.plan.steps)),
+        "clock": "virtual" if run.backend.get("kind") == "twin" else "wall",
+        "started": started, "finished": ended if status in FINAL_STATUSES else None,
+        "stepsDone": counts.get("done", 0), "stepsTotal": len(steps), "counts": counts,
+        "steps": [{"id": s.step_id, "status": s.status, "message": s.message}
+                  for s in steps],
+    }
+
+
+def _show_status(doc: dict[str, Any], fmt: str, console: Console | None = None) -> None:
+    from pitstop.render import emit_document
+    from pitstop.render.runs import print_status
+
+    if fmt == "table":
+        print_status(doc, console or _console())
+    else:
+        emit_document(console or _console(), doc, fmt)
+
+
+def _watch_status(run: Any, fmt: str, interval: float, timeout: float) -> int:
+    """Re-read the run's journal every ``interval`` seconds; redraw (a terminal) or print a
+    line (otherwise; a document per change with -o json|yaml) when something changed; stop
+    once the run is no longer created or running."""
+    import time
+
+    from pitstop.render.runs import status_line
+
+    console = _console()
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    try:
+        while True:
+            doc = _status_document(run)
+            seen = (doc["status"], doc["reason"], doc["request"],
+                    [(s["id"], s["status"]) for s in doc["steps"]])
+            if seen != last:
+                last = seen
+                if fmt != "table":
+                    _show_status(doc, fmt, console)
+                elif console.is_terminal:
+                    console.clear()
+                    _show_status(doc, fmt, console)
+                    console.print(f"[dim]every {interval:g} s; Ctrl-C stops watching[/]")
+                else:
+                    console.out(status_line(doc), highlight=False)
+                console.file.flush()
+            if doc["status"] not in ("created", "running"):
+                return EXIT_FOR_STATUS.get(doc["status"], EXIT_BLOCKED)
+            if time.monotonic() >= deadline:
+                _echo(f"pitstop: run {run.run_id} is still {doc['status']} after {timeout:g} s "
+                      "of watching (--timeout)", err=True)
+                return EXIT_BLOCKED
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+@main.command("runs")
+@click.option("--runs-dir", "runs_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="A runs directory to list (repeatable; default: .pitstop/runs and "
+              ".pitstop/demo).")
+@_output_option("table", "json", "yaml")
+@_guard
+def runs_(runs_dirs: tuple[str, ...], fmt: str) -> None:
+    """List runs, newest first: id, status, backend, clusters, started, finished, steps done.
+    Every command that takes RUN accepts the id (or its start or end) in place of the run
+    directory.
+
+    \b
+    Examples:
+      pitstop runs
+      pitstop runs --runs-dir /srv/pitstop/runs -o json
+      pitstop status $(pitstop runs -o json | jq -r '.runs[0].runId')
+    """
+    from pitstop.cli.runinfo import DEFAULT_RUNS_DIRS, list_runs
+    from pitstop.render import emit_document
+    from pitstop.render.runs import print_runs
+
+    dirs = [Path(d) for d in (runs_dirs or DEFAULT_RUNS_DIRS)]
+    docs = [r.to_dict() for r in list_runs(dirs)]
+    if fmt == "table":
+        print_runs(docs, _console())
+    else:
+        emit_document(_console(), {"format": "pitstop.dev/v1alpha1/RunList",
+                                   "runsDirs": [str(d) for d in dirs], "runs": docs}, fmt)
 
 
 def _request(run_dir: str, what: str, reason: str) -> None:
@@ -610,12 +907,13 @@ def _request(run_dir: str, what: str, reason: str) -> None:
     run.journal.set("request_reason", reason)
     run.audit.append(run.run_id, os.environ.get("USER", "operator"), f"request-{what}", reason,
                      run.run_id)
-    click.echo(f"{what} requested for run {run.run_id}; the executor acts on it at its next "
-               "safe point")
+    _echo(f"{what} requested for run {run.run_id}; the executor acts on it at its next "
+          "safe point")
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@run_argument()
+@runs_lookup_option
 @click.option("--reason", default="paused by an operator", show_default=True)
 @_guard
 def pause(run_dir: str, reason: str) -> None:
@@ -624,7 +922,8 @@ def pause(run_dir: str, reason: str) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@run_argument()
+@runs_lookup_option
 @click.option("--reason", default="aborted by an operator", show_default=True)
 @_guard
 def abort(run_dir: str, reason: str) -> None:
@@ -634,12 +933,15 @@ def abort(run_dir: str, reason: str) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@run_argument()
+@runs_lookup_option
 @click.option("--step", "step_id", required=True, help="The step that waits for approval.")
 @click.option("--as", "approver", required=True, help="Who approves (recorded in the audit).")
+@_output_option("table", "json", "yaml")
 @_guard
-def approve(run_dir: str, step_id: str, approver: str) -> None:
-    """Approve a step that waits for approval; then `pitstop resume RUN`."""
+def approve(run_dir: str, step_id: str, approver: str, fmt: str) -> None:
+    """Approve a step that waits for approval; then `pitstop resume RUN`. RUN is a run
+    directory or a run id."""
     from pitstop.cli.runs import load_run
 
     run = load_run(run_dir)
@@ -653,12 +955,12 @@ def approve(run_dir: str, step_id: str, approver: str) -> None:
                            ]) from None
     run.journal.approve(step_id, approver)
     run.audit.append(run.run_id, approver, "approve", f"approved step {step_id}", step_id)
-    click.echo(f"{approver} approved {step_id}; approvals: "
-               + ", ".join(run.journal.approvers(step_id)))
+    _print_approval(run, step_id, approver, fmt)
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@run_argument()
+@runs_lookup_option
 @click.option("--wave", default=None, help="The wave to roll back (default: the current one).")
 @click.option("--restore-etcd", is_flag=True,
               help="Also restore etcd where the wave upgraded members: the wave's verified "
@@ -692,28 +994,51 @@ def rollback(run_dir: str, wave: str | None, restore_etcd: bool) -> None:
     click.echo(f"wave {wave}: {summary}")
 
 
+def _print_approval(run: Any, step_id: str, approver: str, fmt: str) -> None:
+    approvers = run.journal.approvers(step_id)
+    if fmt == "table":
+        _echo(f"{approver} approved {step_id}; approvals: " + ", ".join(approvers))
+        return
+    from pitstop.render import emit_document
+
+    emit_document(_console(), {"format": "pitstop.dev/v1alpha1/Approval", "runId": run.run_id,
+                               "step": step_id, "approver": approver,
+                               "approvals": approvers}, fmt)
+
+
 @main.group()
 def audit() -> None:
     """The hash-chained audit log of a run."""
 
 
 @audit.command("verify")
-@click.argument("path", type=click.Path())
+@run_argument(files=True)
+@runs_lookup_option
+@_output_option("table", "json", "yaml")
 @_guard
-def audit_verify(path: str) -> None:
-    """Verify a run's audit log (a run directory or an audit.jsonl): any edit, deletion,
-    reordering or truncation fails, naming the line. Exit 0 intact, 1 tampered."""
+def audit_verify(run_dir: str, fmt: str) -> None:
+    """Verify a run's audit log (PATH: a run directory, a run id, or an audit.jsonl): any
+    edit, deletion, reordering or truncation fails, naming the line. Exit 0 intact, 1
+    tampered."""
     from pitstop.audit import verify
 
-    p = Path(path)
+    p = Path(run_dir)
     log = p / "audit.jsonl" if p.is_dir() else p
     result = verify(log)
+    if fmt != "table":
+        from pitstop.render import emit_document
+
+        emit_document(_console(), {"format": "pitstop.dev/v1alpha1/AuditVerification",
+                                   "log": str(log), "ok": result.ok,
+                                   "records": result.records,
+                                   "problems": [str(x) for x in result.problems]}, fmt)
+        sys.exit(EXIT_OK if result.ok else EXIT_BLOCKED)
     if result.ok:
-        click.echo(f"ok: {log}: {result.records} records, chain intact")
+        _echo(f"ok: {log}: {result.records} records, chain intact")
         return
-    click.echo(f"TAMPERED: {log}", err=True)
+    _echo(f"TAMPERED: {log}", err=True)
     for problem in result.problems:
-        click.echo(f"  {problem}", err=True)
+        _echo(f"  {problem}", err=True)
     sys.exit(EXIT_BLOCKED)
 
 
@@ -730,6 +1055,26 @@ def demo(runs_dir: str) -> None:
     console = _console()
     _report, ok = run_demo(Path(runs_dir), console.print)
     sys.exit(EXIT_OK if ok else EXIT_BLOCKED)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL: commands, options, choices, files, and
+    the ids of runs under .pitstop/runs for RUN.
+
+    \b
+    Examples:
+      source <(pitstop completion bash)                     # this shell
+      pitstop completion bash > /etc/bash_completion.d/pitstop
+      pitstop completion zsh > "${fpath[1]}/_pitstop"
+      pitstop completion fish > ~/.config/fish/completions/pitstop.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # bash, zsh and fish are built into click
+    click.echo(cls(main, {}, "pitstop", "_PITSTOP_COMPLETE").source())
 
 
 # -- live clusters: inventory and drift (pitstop.kube) ----------------------------------------
@@ -775,24 +1120,22 @@ def inventory(kubeconfig: str | None, contexts: tuple[str, ...], fmt: str,
         click.echo(text, nl=False)
     for c in inv.fleet.spec.clusters:
         nodes = sum(len(p.nodes) for p in c.node_pools)
-        click.echo(f"{c.name}: {nodes} nodes in {len(c.node_pools)} pools, "
-                   f"{len(c.workloads)} workloads, {len(c.pod_disruption_budgets)} PDBs, "
-                   f"{len(c.addons)} add-ons, {len(c.api_usage)} deprecated-API uses",
-                   err=True)
+        _echo(f"{c.name}: {nodes} nodes in {len(c.node_pools)} pools, "
+              f"{len(c.workloads)} workloads, {len(c.pod_disruption_budgets)} PDBs, "
+              f"{len(c.addons)} add-ons, {len(c.api_usage)} deprecated-API uses", err=True)
     for note in inv.notes:
-        click.echo(f"note: {note}", err=True)
+        _echo(f"note: {note}", err=True)
     for f in image_findings(inv.fleet):
-        click.echo(f"{f.severity}: {f.code} ({f.cluster}): {f.message}", err=True)
+        _echo(f"{f.severity}: {f.code} ({f.cluster}): {f.message}", err=True)
     if out_file:
-        click.echo(f"wrote {out_file}", err=True)
+        _echo(f"wrote {out_file}", err=True)
 
 
 @main.command()
 @files_option
 @kubeconfig_option
 @context_option
-@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@_output_option("table", "json", "yaml")
 @pool_label_option
 @page_size_option
 @_guard
@@ -810,7 +1153,6 @@ def drift(files: tuple[str, ...], kubeconfig: str | None, contexts: tuple[str, .
       pitstop drift -f fleet.yaml
       pitstop drift -f declared.yaml --context prod-eu -o json
     """
-    import json
 
     from pitstop.config import load_files
     from pitstop.errors import ConfigError, ConfigProblem
@@ -830,16 +1172,18 @@ def drift(files: tuple[str, ...], kubeconfig: str | None, contexts: tuple[str, .
                           pool_labels=pool_labels or DEFAULT_POOL_LABELS)
     pairs = [(d, ci.cluster.name) for (d, _), ci in zip(wanted, live.clusters, strict=True)]
     diffs = fleet_drift(declared, live.fleet, pairs)
-    if fmt == "json":
-        click.echo(json.dumps({"drift": bool(diffs), "clusters": [d for d, _ in pairs],
-                               "differences": [d.to_dict() for d in diffs]}, indent=2))
+    if fmt != "table":
+        from pitstop.render import emit_document
+
+        emit_document(_console(), {"drift": bool(diffs), "clusters": [d for d, _ in pairs],
+                                   "differences": [d.to_dict() for d in diffs]}, fmt)
     elif diffs:
         for d in diffs:
-            click.echo(d.text())
-        click.echo(f"drift: {len(diffs)} difference(s) in {len({d.cluster for d in diffs})} "
-                   f"of {len(pairs)} cluster(s)")
+            _echo(d.text())
+        _echo(f"drift: {len(diffs)} difference(s) in {len({d.cluster for d in diffs})} "
+              f"of {len(pairs)} cluster(s)")
     else:
-        click.echo(f"no drift: {len(pairs)} cluster(s) match the declared fleet")
+        _echo(f"no drift: {len(pairs)} cluster(s) match the declared fleet")
     sys.exit(EXIT_BLOCKED if diffs else EXIT_OK)
 
 

@@ -17,7 +17,12 @@ from pitstop.errors import ConfigError, ConfigProblem, RunRefused
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.journal import ActionRecord
 from pitstop.executor.run import RunDir, create_run, open_run
-from pitstop.hosts.backend import HostsBackend, etcd_access_problems, plan_problems
+from pitstop.hosts.backend import (
+    HostsBackend,
+    credential_problems,
+    etcd_access_problems,
+    plan_problems,
+)
 from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
 from pitstop.model.faults import FaultScenario
@@ -77,10 +82,11 @@ def start_hosts_run(cfg: LoadedConfig, plan: Plan, policy: UpgradePolicy, runs_d
     if problems:
         raise RunRefused("the hosts backend cannot carry this plan out:\n  - "
                          + "\n  - ".join(problems))
-    access = etcd_access_problems(cfg.hosts, plan, cfg.sources.get(
-        f"HostInventory/{cfg.hosts.metadata.name}", "-f"))
-    if access:  # e.g. a wrong etcd CA: named by file and field, before anything is created
-        raise ConfigError(access)
+    source = cfg.sources.get(f"HostInventory/{cfg.hosts.metadata.name}", "-f")
+    access = etcd_access_problems(cfg.hosts, plan, source) + credential_problems(cfg.hosts,
+                                                                                 source)
+    if access:  # e.g. a wrong etcd CA, a malformed SSH key: named by file and field, before
+        raise ConfigError(access)  # anything is created
     assert cfg.fleet is not None
     labels = {c.name: c.full_labels for c in cfg.fleet.spec.clusters}
     run = create_run(runs_dir, plan, policy, labels,

@@ -3,6 +3,8 @@ answers, parallel evictions within disruption budgets, timeouts that pause and n
 
 from pitstop.drain.logic import (
     Drainer,
+    DrainError,
+    DrainErrorKind,
     DrainOptions,
     DrainState,
     DrainStatus,
@@ -11,5 +13,5 @@ from pitstop.drain.logic import (
     pdbs_selecting,
 )
 
-__all__ = ["DrainOptions", "DrainState", "DrainStatus", "Drainer", "FilterResult", "filter_pods",
-           "pdbs_selecting"]
+__all__ = ["DrainError", "DrainErrorKind", "DrainOptions", "DrainState", "DrainStatus", "Drainer",
+           "FilterResult", "filter_pods", "pdbs_selecting"]

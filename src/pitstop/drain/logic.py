@@ -11,17 +11,57 @@ Pod filters, in kubectl's order (``k8s.io/kubectl/pkg/drain/filters.go``); the f
 4. pods with ``emptyDir`` data: an error unless ``delete_empty_dir_data`` (finished pods go);
 5. pods without a controller: an error unless ``force`` (finished pods go).
 
-Evictions (policy/v1): 201 → wait until the pod is gone or its uid changed; 404 → done;
-429 → the budget is exhausted: wait ``retry_interval`` and try again; 500 "more than one
-PodDisruptionBudget" → stop, name them; 403 in a terminating namespace → wait if the pod is
-already deleting. A global timeout ends the drain as TIMED_OUT with the pods still there and the
-PDBs that hold them named — the caller pauses, never force-deletes unless the policy says so.
+What ``kubectl drain`` does (``k8s.io/kubectl/pkg/drain/drain.go`` and
+``pkg/cmd/drain/drain.go``, v1.35/v1.36, checked against the real kubectl and API server in
+``tests/k8s/test_drain_conformance.py``):
+
+* It lists the node's pods once and runs every pod through the filters. If any pod is refused,
+  it evicts nothing: it reports every refused pod at once, grouped by filter ("cannot delete
+  Pods that declare no controller …: ns/a, ns/b"), and fails. Eviction errors (below) are
+  never reported together with filter refusals, because no eviction is attempted then.
+* Otherwise it starts one goroutine per pod, all at once, under one global timeout
+  (``--timeout``; 0 means none). Each goroutine loops: if the timeout has passed, that pod
+  ends with "global timeout reached"; else it evicts the pod, and on the answer
+  - 201: it waits until the pod is gone or its uid changed (the wait also ends at the global
+    timeout, as "context deadline exceeded");
+  - 404: the pod is done;
+  - 429 (a PDB allows no disruption now): it prints the refusal, sleeps 5 s, reads the pod
+    again and loops — so it retries until the eviction is accepted or the timeout passes;
+  - 403 in a terminating namespace: if the pod is already deleting it waits for it as after
+    a 201, otherwise it retries after 5 s like a 429;
+  - anything else — the 500 "This pod has more than one PodDisruptionBudget, which the
+    eviction subresource does not support" among them: that pod ends with this error, at
+    once, and is never retried.
+  One pod's error stops nothing else: the other goroutines go on retrying their pods.
+* It waits for every goroutine, then fails if any pod ended with an error, reporting all of
+  them together (one error per pod: every multiple-PDB pod and every pod still refused at the
+  timeout), and lists the pods still on the node ("There are pending pods in node …").
+
+So on a node with pods selected by two PDBs (500), pods whose budget is spent for a while (429,
+then 201 once replacements are ready) and a pod under ``maxUnavailable: 0`` (429 forever),
+kubectl evicts every pod it can before its timeout, and fails only at the timeout, naming the
+multiple-PDB pods and the pod that timed out. Without the ``maxUnavailable: 0`` pod it fails
+as soon as the retried pods are gone, naming only the multiple-PDB pods.
+
+:class:`Drainer` does the same, pod by pod, one step per observation: every due eviction of a
+round goes out (together, when the backend takes concurrent calls); a 429 makes the pod due
+again ``retry_interval_s`` later; a multiple-PDB answer makes that pod an error (not retried)
+while the others keep being retried; no eviction is retried after ``timeout_s``. The drain is
+DONE when every pod is gone; FAILED when every pod is gone or an error and at least one is an
+error; TIMED_OUT at the timeout while any pod that is no error is still there. The status
+names every remaining pod, every error (:class:`DrainError`, one per pod, as kubectl's) and
+every PDB that holds a remaining pod; ``evicted`` lists every accepted eviction.
+
+Deliberate differences, for safety: the filters run on every observation, not once, so a pod
+that appears on the cordoned node mid-drain and is refused fails the drain instead of being
+left behind unnoticed; and the caller of a TIMED_OUT or FAILED drain pauses, it never
+force-deletes unless the policy says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -34,8 +74,8 @@ from pitstop.backend import (
     call_concurrency,
 )
 
-__all__ = ["DrainOptions", "DrainState", "DrainStatus", "Drainer", "FilterResult", "filter_pods",
-           "pdbs_selecting"]
+__all__ = ["DrainError", "DrainErrorKind", "DrainOptions", "DrainState", "DrainStatus",
+           "Drainer", "FilterResult", "filter_pods", "pdbs_selecting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +89,35 @@ class DrainOptions:
     disable_eviction: bool = False  # DELETE instead of evict: bypasses PDBs; never the default
 
 
+class DrainErrorKind(StrEnum):
+    """Why a pod keeps a drain from finishing: a filter's refusal, the eviction API's 500, or
+    the timeout."""
+
+    DAEMONSET = "daemonset"
+    LOCAL_STORAGE = "local-storage"
+    NO_CONTROLLER = "no-controller"
+    MULTIPLE_PDBS = "multiple-pdbs"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class DrainError:
+    """One pod's error, as ``kubectl drain`` reports one per pod."""
+
+    kind: DrainErrorKind
+    pod: str  # namespace/name
+    why: str
+    pdbs: tuple[str, ...] = ()  # the PDBs that select the pod (namespace/name)
+
+    def describe(self) -> str:
+        return f"{self.pod}: {self.why}"
+
+
 @dataclass(frozen=True, slots=True)
 class FilterResult:
     evict: tuple[PodObservation, ...]
     skipped: tuple[tuple[str, str], ...]  # (pod, why)
-    errors: tuple[tuple[str, str], ...]  # (pod, why) — the drain cannot proceed
+    errors: tuple[DrainError, ...]  # refused pods — the drain cannot proceed
     warnings: tuple[tuple[str, str], ...]
 
 
@@ -65,7 +129,7 @@ def filter_pods(pods: list[PodObservation], opts: DrainOptions) -> FilterResult:
     """Decide, pod by pod, what a drain does with the pods on a node."""
     evict: list[PodObservation] = []
     skipped: list[tuple[str, str]] = []
-    errors: list[tuple[str, str]] = []
+    errors: list[DrainError] = []
     warnings: list[tuple[str, str]] = []
     for p in sorted(pods, key=lambda p: p.key):
         if (p.deleting and opts.skip_wait_for_delete_timeout_s > 0
@@ -78,21 +142,25 @@ def filter_pods(pods: list[PodObservation], opts: DrainOptions) -> FilterResult:
             elif opts.ignore_daemonsets:
                 warnings.append((p.key, "DaemonSet-managed pod left in place"))
             else:
-                errors.append((p.key, "DaemonSet-managed pod (use ignore-daemonsets)"))
+                errors.append(DrainError(DrainErrorKind.DAEMONSET, p.key,
+                                         "DaemonSet-managed pod (use ignore-daemonsets)"))
             continue
         if p.mirror:
             skipped.append((p.key, "mirror (static) pod"))
             continue
         if p.empty_dir and not _finished(p) and not opts.delete_empty_dir_data:
-            errors.append((p.key, "pod with local storage (emptyDir); deleting it loses the data"
-                                  " (use deleteEmptyDirData)"))
+            errors.append(DrainError(
+                DrainErrorKind.LOCAL_STORAGE, p.key,
+                "pod with local storage (emptyDir); deleting it loses the data "
+                "(use deleteEmptyDirData)"))
             continue
         if p.owner_kind is None and not _finished(p):
             if opts.force:
                 warnings.append((p.key, "pod without a controller deleted for good (force)"))
             else:
-                errors.append((p.key, "pod declares no controller: nothing would recreate it "
-                                      "(use force)"))
+                errors.append(DrainError(
+                    DrainErrorKind.NO_CONTROLLER, p.key,
+                    "pod declares no controller: nothing would recreate it (use force)"))
                 continue
         evict.append(p)
     return FilterResult(tuple(evict), tuple(skipped), tuple(errors), tuple(warnings))
@@ -105,33 +173,36 @@ def pdbs_selecting(pod: PodObservation, pdbs: tuple[PdbObservation, ...]) -> lis
 class DrainState(StrEnum):
     RUNNING = "running"
     DONE = "done"
-    FAILED = "failed"  # a filter error or a multiple-PDB answer: needs a person
-    TIMED_OUT = "timed-out"  # pods still held by PDBs at the deadline
+    FAILED = "failed"  # filter refusals or multiple-PDB answers, no pod left to wait for
+    TIMED_OUT = "timed-out"  # pods still there at the deadline (errors named too)
 
 
 @dataclass
 class DrainStatus:
     state: DrainState
     message: str = ""
-    remaining: list[str] = field(default_factory=list)  # pods not yet gone
-    blocking_pdbs: list[str] = field(default_factory=list)
-    evicted: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)  # every pod not yet gone
+    blocking_pdbs: list[str] = field(default_factory=list)  # every PDB holding one of them
+    evicted: list[str] = field(default_factory=list)  # every accepted eviction (or deletion)
     warnings: list[str] = field(default_factory=list)
+    errors: list[DrainError] = field(default_factory=list)  # one per pod, as kubectl's
 
 
 @dataclass
 class _PodTrack:
     uid: str
-    requested: bool = False  # an eviction was accepted (or the pod deleted)
+    requested: bool = False  # an eviction was accepted (or the pod deleted), or it was gone
     next_try: float = 0.0
-    refusals: int = 0
+    attempts: int = 0  # eviction calls answered
+    refusals: int = 0  # of them 429s
+    error: DrainError | None = None  # the eviction API's final refusal: never retried
 
 
 @dataclass
 class Drainer:
     """One node's drain. Call :meth:`advance` with a fresh observation until it is not
     RUNNING. ``on_evict`` is called *before* each eviction or deletion (the executor journals
-    the intent there) and ``on_evicted`` after an accepted one."""
+    the intent there) and ``on_evicted`` after each answer."""
 
     backend: Backend
     cluster: str
@@ -141,24 +212,18 @@ class Drainer:
     on_evict: Callable[[PodObservation, str], None] | None = None
     on_evicted: Callable[[PodObservation, EvictionResult], None] | None = None
     _tracks: dict[str, _PodTrack] = field(default_factory=dict)
-    _filtered: bool = False
+    _errors: list[DrainError] = field(default_factory=list)  # eviction errors, as they came
+    _evicted: list[str] = field(default_factory=list)
+    _warnings: list[str] | None = None
     status: DrainStatus = field(default_factory=lambda: DrainStatus(DrainState.RUNNING))
 
     def advance(self, obs: ClusterObservation) -> DrainStatus:
         if self.status.state is not DrainState.RUNNING:
             return self.status
         now = self.backend.clock.now()
-        on_node = obs.pods_on(self.node)
-        result = filter_pods(on_node, self.options)
-        if result.errors:
-            self.status = DrainStatus(
-                DrainState.FAILED,
-                "cannot drain: " + "; ".join(f"{p}: {why}" for p, why in result.errors),
-                remaining=[p for p, _ in result.errors])
-            return self.status
-        if not self._filtered:
-            self.status.warnings = [f"{p}: {why}" for p, why in result.warnings]
-            self._filtered = True
+        result = filter_pods(obs.pods_on(self.node), self.options)
+        if self._warnings is None:
+            self._warnings = [f"{p}: {why}" for p, why in result.warnings]
         # Pods this drain must see gone: those the filters chose, tracked by uid.
         current = {p.key: p for p in result.evict}
         for key, pod in current.items():
@@ -166,42 +231,87 @@ class Drainer:
             if track is None or track.uid != pod.uid:
                 # a pod not seen before, or a replacement (new uid, same name) on this node
                 self._tracks[key] = _PodTrack(pod.uid)
-        waiting = []
-        due: list[tuple[PodObservation, _PodTrack]] = []
-        for key, track in self._tracks.items():
-            seen = current.get(key)
-            if seen is None or seen.uid != track.uid:
-                continue  # gone, or replaced by a pod elsewhere
-            waiting.append(key)
-            if not (track.requested or seen.deleting or now < track.next_try):
-                due.append((seen, track))
+        present = [(current[key], track) for key, track in self._tracks.items()
+                   if key in current and current[key].uid == track.uid]
+        if result.errors:
+            # kubectl evicts nothing once a filter refuses a pod; a pod refused mid-drain
+            # (it appeared on the cordoned node) stops the drain as well
+            return self._end(DrainState.FAILED, obs, present, list(result.errors), now)
+        expired = now - self.started >= self.options.timeout_s
+        # no retry after the timeout (kubectl checks it before every attempt); a pod's first
+        # eviction is always asked
+        due = [(pod, track) for pod, track in present
+               if track.error is None and not track.requested and not pod.deleting
+               and now >= track.next_try and not (expired and track.attempts)]
         self._evict_all(obs, due, now)
-        if self.status.state is not DrainState.RUNNING:
-            return self.status
-        self.status.remaining = waiting
-        if not waiting:
-            self.status.state = DrainState.DONE
-            self.status.message = f"drained {self.node}: {len(self.status.evicted)} pod(s) evicted"
-            return self.status
-        if now - self.started >= self.options.timeout_s:
-            blocking = sorted({b.key for k in waiting if k in current
-                               for b in pdbs_selecting(current[k], obs.pdbs)})
-            self.status.state = DrainState.TIMED_OUT
-            self.status.blocking_pdbs = blocking
-            self.status.message = (
-                f"drain of {self.node} timed out after {self.options.timeout_s:.0f}s: "
-                f"{len(waiting)} pod(s) still there ({', '.join(waiting[:5])}"
-                + (", …" if len(waiting) > 5 else "") + ")"
-                + (f", held by PodDisruptionBudget(s) {', '.join(blocking)}" if blocking else ""))
+        if all(track.error is not None for _, track in present):
+            # every pod gone or refused for good
+            return self._end(DrainState.FAILED if self._errors else DrainState.DONE,
+                             obs, present, [], now)
+        if expired:
+            return self._end(DrainState.TIMED_OUT, obs, present, [], now)
+        self.status = DrainStatus(DrainState.RUNNING, remaining=sorted(p.key for p, _ in present),
+                                  evicted=list(self._evicted), warnings=list(self._warnings),
+                                  errors=list(self._errors))
         return self.status
 
+    # -- the end of a drain: a complete status ----------------------------------------------
+    def _end(self, state: DrainState, obs: ClusterObservation,
+             present: list[tuple[PodObservation, _PodTrack]], refused: list[DrainError],
+             now: float) -> DrainStatus:
+        errors = [*refused, *self._errors]
+        remaining = sorted({*(p.key for p, _ in present), *(e.pod for e in refused)})
+        held: dict[str, list[str]] = {}  # pod → PDBs, for pods whose eviction was refused
+        timed_out: list[DrainError] = []
+        terminating: list[str] = []
+        if state is DrainState.TIMED_OUT:
+            for pod, track in present:
+                if track.error is not None:
+                    continue
+                names = tuple(b.key for b in pdbs_selecting(pod, obs.pdbs))
+                if track.requested or pod.deleting:
+                    why = "evicted, still terminating at the timeout"
+                    terminating.append(pod.key)
+                elif track.refusals:
+                    why = (f"eviction refused {track.refusals} time(s) until the timeout "
+                           f"(429: a PodDisruptionBudget allows no disruption)")
+                    held[pod.key] = list(names)
+                else:
+                    why = "still there at the timeout"
+                    held[pod.key] = list(names)
+                timed_out.append(DrainError(DrainErrorKind.TIMEOUT, pod.key, why, names))
+            errors += sorted(timed_out, key=lambda e: e.pod)
+        for e in self._errors:
+            held[e.pod] = list(e.pdbs)
+        blocking = sorted({b for names in held.values() for b in names})
+        warnings = list(self._warnings or [])
+        if state is DrainState.DONE:
+            message = f"drained {self.node}: {len(self._evicted)} pod(s) evicted"
+        elif state is DrainState.TIMED_OUT:
+            message = "; ".join([
+                f"drain of {self.node} timed out after {self.options.timeout_s:.0f}s: "
+                f"{len(remaining)} pod(s) still there ({', '.join(remaining)})"
+                + (f", held by PodDisruptionBudget(s) {', '.join(blocking)}" if blocking else ""),
+                *_refusals(self._errors),
+                *([f"evicted, still terminating: {', '.join(terminating)}"] if terminating
+                  else [])])
+        else:
+            message = "; ".join(
+                ([f"cannot drain: {'; '.join(e.describe() for e in refused)}"] if refused
+                 else []) + _refusals(self._errors))
+        self.status = DrainStatus(state, message, remaining=remaining, blocking_pdbs=blocking,
+                                  evicted=list(self._evicted), warnings=warnings, errors=errors)
+        return self.status
+
+    # -- evictions ---------------------------------------------------------------------------
     def _evict_all(self, obs: ClusterObservation,
                    due: list[tuple[PodObservation, _PodTrack]], now: float) -> None:
         """Ask for every due eviction: one at a time, or — when the backend takes concurrent
         calls (``concurrent_calls``, as a real API server does and ``kubectl drain`` uses) —
         at once: every intent is announced (journaled) first, then the calls go out together,
-        then every answer is recorded in order. A refusal that fails the drain (more than one
-        PDB) still records the answers of the calls already made."""
+        then every answer is recorded in order. One pod's refusal stops no other eviction. If
+        calls raise, the answers that came back are recorded, then the first error is
+        raised."""
         how = "delete" if self.options.disable_eviction else "evict"
         width = min(len(due), call_concurrency(self.backend))
         if width <= 1:
@@ -209,16 +319,22 @@ class Drainer:
                 if self.on_evict is not None:
                     self.on_evict(pod, how)
                 self._answer(obs, pod, track, self._call(pod), now)
-                if self.status.state is not DrainState.RUNNING:
-                    return
             return
         for pod, _ in due:
             if self.on_evict is not None:
                 self.on_evict(pod, how)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="evict") as pool:
-            answers = list(pool.map(self._call, [pod for pod, _ in due]))
-        for (pod, track), answer in zip(due, answers, strict=True):
-            self._answer(obs, pod, track, answer, now)
+            futures: list[Future[EvictionResult]] = [pool.submit(self._call, pod)
+                                                     for pod, _ in due]
+        failure: BaseException | None = None
+        for (pod, track), future in zip(due, futures, strict=True):
+            error = future.exception()
+            if error is not None:
+                failure = failure or error
+                continue
+            self._answer(obs, pod, track, future.result(), now)
+        if failure is not None:
+            raise failure
 
     def _call(self, pod: PodObservation) -> EvictionResult:
         if self.options.disable_eviction:
@@ -230,20 +346,33 @@ class Drainer:
                 answer: EvictionResult, now: float) -> None:
         if self.on_evicted is not None:
             self.on_evicted(pod, answer)
-        if self.status.state is not DrainState.RUNNING:
-            return  # an earlier answer of this round failed the drain; this one is recorded
-        if answer in (EvictionResult.EVICTED, EvictionResult.GONE):
+        track.attempts += 1
+        if answer is EvictionResult.EVICTED:
             track.requested = True
-            self.status.evicted.append(pod.key)
+            self._evicted.append(pod.key)
+        elif answer is EvictionResult.GONE:
+            track.requested = True  # nothing to evict: wait to see it gone
         elif answer is EvictionResult.BUDGET_EXHAUSTED:
             track.refusals += 1
             track.next_try = now + self.options.retry_interval_s
         elif answer is EvictionResult.MULTIPLE_PDBS:
-            names = [b.key for b in pdbs_selecting(pod, obs.pdbs)]
-            self.status = DrainStatus(
-                DrainState.FAILED,
-                f"cannot evict {pod.key}: more than one PodDisruptionBudget selects it "
-                f"({', '.join(names) or 'unknown'}); the eviction API refuses such pods",
-                remaining=[pod.key], blocking_pdbs=names)
+            names = tuple(b.key for b in pdbs_selecting(pod, obs.pdbs))
+            track.error = DrainError(
+                DrainErrorKind.MULTIPLE_PDBS, pod.key,
+                f"more than one PodDisruptionBudget selects it ({', '.join(names) or 'unknown'})"
+                "; the eviction API refuses such pods", names)
+            self._errors.append(track.error)
         elif answer is EvictionResult.TERMINATING_NAMESPACE:
             track.next_try = now + self.options.retry_interval_s
+
+
+def _refusals(errors: list[DrainError]) -> list[str]:
+    """The multiple-PDB errors, one phrase per set of PDBs: "cannot evict a, b: more than one
+    PodDisruptionBudget selects each (x, y); the eviction API refuses such pods"."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for e in errors:
+        if e.kind is DrainErrorKind.MULTIPLE_PDBS:
+            groups.setdefault(e.pdbs, []).append(e.pod)
+    return [f"cannot evict {', '.join(pods)}: more than one PodDisruptionBudget selects "
+            f"{'it' if len(pods) == 1 else 'each'} ({', '.join(pdbs) or 'unknown'}); the "
+            "eviction API refuses such pods" for pdbs, pods in groups.items()]

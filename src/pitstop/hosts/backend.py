@@ -95,7 +95,9 @@ advancing" holds on an idle cluster that takes writes.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import threading
 import time
@@ -120,17 +122,20 @@ from pitstop.backend.api import (
 )
 from pitstop.catalog import Catalog, load_catalog
 from pitstop.errors import ConfigProblem, PitstopError
-from pitstop.hosts import debversion
+from pitstop.hosts import debversion, facts
 from pitstop.hosts.connect import (
     CommandResult,
     CommandTimeout,
     Host,
     HostAuthFailed,
+    HostCredentialsUnusable,
     HostError,
     HostKeyMismatch,
     HostKeyUnknown,
     LocalHost,
     SSHHost,
+    identity_file_problem,
+    known_hosts_problem,
     run_many,
 )
 from pitstop.hosts.containerd import (
@@ -164,21 +169,32 @@ from pitstop.hosts.packages import (
     UnsupportedHost,
     package_manager,
 )
-from pitstop.model import Fleet, HostCluster, HostEtcd, HostInventory, HostNode, VerifyCommand
+from pitstop.model import (
+    Fleet,
+    HostCluster,
+    HostEtcd,
+    HostInventory,
+    HostNode,
+    SshAccess,
+    VerifyCommand,
+)
 from pitstop.planner import Plan
+from pitstop.redact import REDACTED, Json, Redactor, redact_text
 
 __all__ = ["RUNTIMES", "STATE_FILE", "HostsBackend", "RunStateUnreadable", "WallClock",
-           "etcd_access_problems", "plan_problems"]
+           "credential_problems", "etcd_access_problems", "plan_problems"]
 
 log = logging.getLogger("pitstop.hosts")
 
 STATE_FILE = "hosts.sqlite"
 INVENTORY_FILE = "inventory.json"
+SECRETS_FILE = "inventory-secrets.json"  # what redaction took out of inventory.json (0600)
 FLEET_FILE = "fleet.json"
 RUNTIMES = frozenset({"containerd", "docker"})
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 # Errors that say the inventory is wrong, not that a host is down: they stop the run.
-_CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, UnsupportedHost)
+_CONFIG_ERRORS = (HostKeyUnknown, HostKeyMismatch, HostAuthFailed, HostCredentialsUnusable,
+                  UnsupportedHost)
 
 
 class RunStateUnreadable(BackendError):
@@ -304,6 +320,83 @@ def etcd_access_problems(inventory: HostInventory, plan: Plan, source: str = "-f
     return out
 
 
+def credential_problems(inventory: HostInventory, source: str = "-f") -> list[ConfigProblem]:
+    """Before a run is created: can every client key and known_hosts file the inventory names
+    for its SSH nodes be used? Each file is read as SSH would read it, without connecting
+    (:func:`~pitstop.hosts.connect.identity_file_problem`,
+    :func:`~pitstop.hosts.connect.known_hosts_problem`); a file that is missing, unreadable,
+    not a private key, protected by a passphrase or malformed is named with its field in
+    ``source`` (where the cluster's ``ssh`` serves several nodes, once) and the fix. An empty
+    known_hosts file is readable: the hosts it lacks are reported by the run, per host."""
+    out: list[ConfigProblem] = []
+    for i, c in enumerate(inventory.spec.clusters):
+        # the ssh block's field path → (the block, the nodes it serves)
+        users: dict[str, tuple[SshAccess, list[str]]] = {}
+        for j, n in enumerate(c.nodes):
+            access = c.ssh_for(n)
+            if n.local or access is None:
+                continue
+            where = f"spec.clusters[{i}].nodes[{j}].ssh" if n.ssh is not None \
+                else f"spec.clusters[{i}].ssh"
+            users.setdefault(where, (access, []))[1].append(n.name)
+        for where, (access, nodes) in users.items():
+            assert access.identity_file and access.known_hosts_file  # model-validated
+            for name, path, check in (("identityFile", access.identity_file,
+                                       identity_file_problem),
+                                      ("knownHostsFile", access.known_hosts_file,
+                                       known_hosts_problem)):
+                what, fix = check(path)
+                if what:
+                    out.append(ConfigProblem(
+                        source, None, f"{where}.{name}",
+                        f"{what} (SSH to {', '.join(nodes)} of cluster {c.name}).",
+                        f"{fix}. Nothing was created or contacted."))
+    return out
+
+
+def _split_secrets(value: Json, pointer: str, taken: dict[str, str]) -> Json:
+    """``value`` with what looks like a secret in its strings redacted; the original strings
+    go into ``taken`` by JSON pointer."""
+    if isinstance(value, str):
+        shown = redact_text(value, mask=REDACTED)
+        if shown != value:
+            taken[pointer] = value
+        return shown
+    if isinstance(value, dict):
+        return {k: _split_secrets(v, f"{pointer}/{_escape(k)}", taken) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_split_secrets(v, f"{pointer}/{i}", taken) for i, v in enumerate(value)]
+    return value
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _put_back(doc: Json, pointer: str, original: str) -> bool:
+    """Put ``original`` at ``pointer`` in ``doc`` when what is there is its redaction."""
+    *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    node: Any = doc
+    try:
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key: Any = int(last) if isinstance(node, list) else last
+        if node[key] != redact_text(original, mask=REDACTED):
+            return False
+        node[key] = original
+    except (LookupError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` into a new file only its owner may read (never a wider moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
 # ---------------------------------------------------------------------------------------------
 # Recording wrappers: every install and restart goes to the log, with its operation
 
@@ -425,11 +518,14 @@ def _verify_command(cmd: VerifyCommand) -> PostCheck:
                             f"command {cmd.name!r} timed out: {exc}")]
         if r.ok:
             return []
-        tail = (r.stderr.strip() or r.stdout.strip())[-300:]
+        tail = _REDACT((r.stderr.strip() or r.stdout.strip())[-300:])
         return [Problem(Severity.ERROR, "verify-command",
                         f"{host.name}: verification command {cmd.name!r} exited with "
                         f"{r.exit_code}" + (f": {tail}" if tail else ""))]
     return check
+
+
+_REDACT = Redactor()
 
 
 def _snapshot_json(s: Snapshot) -> dict[str, Any]:
@@ -474,10 +570,19 @@ class HostsBackend:
     @classmethod
     def create(cls, state_dir: Path, inventory: HostInventory, fleet: Fleet | None
                ) -> HostsBackend:
-        """A backend whose inventory and fleet are kept in ``state_dir`` for :meth:`open`."""
+        """A backend whose inventory and fleet are kept in ``state_dir`` for :meth:`open`.
+
+        ``inventory.json`` holds no secret: what looks like one in its strings (a verify
+        command's ``Authorization: Bearer …`` or ``--password=…``; the rules of
+        :mod:`pitstop.redact`, as the audit log applies them) is written ``[redacted]``, and
+        the original strings go to ``inventory-secrets.json``, readable by its owner only,
+        from which :meth:`open` puts them back (a resumed run runs the same commands)."""
         state_dir = Path(state_dir)
-        (state_dir / INVENTORY_FILE).write_text(
-            inventory.model_dump_json(by_alias=True, indent=1))
+        taken: dict[str, str] = {}
+        shown = _split_secrets(inventory.model_dump(mode="json", by_alias=True), "", taken)
+        if taken:
+            _write_private(state_dir / SECRETS_FILE, json.dumps(taken, indent=1))
+        (state_dir / INVENTORY_FILE).write_text(json.dumps(shown, indent=1))
         if fleet is not None:
             (state_dir / FLEET_FILE).write_text(fleet.model_dump_json(by_alias=True, indent=1))
         return cls(inventory, state_dir, fleet=fleet)
@@ -487,8 +592,23 @@ class HostsBackend:
         state_dir = Path(state_dir)
         fleet_file = state_dir / FLEET_FILE
         try:
-            inventory = HostInventory.model_validate_json(
-                (state_dir / INVENTORY_FILE).read_text())
+            text = (state_dir / INVENTORY_FILE).read_text()
+            doc = json.loads(text)
+            secrets_file = state_dir / SECRETS_FILE
+            if secrets_file.exists():
+                taken = json.loads(secrets_file.read_text())
+                bad = [p for p, v in taken.items() if not _put_back(doc, p, str(v))]
+                if bad:
+                    raise RunStateUnreadable(
+                        f"{state_dir}: {SECRETS_FILE} does not belong to {INVENTORY_FILE} "
+                        f"(nothing redacted at {', '.join(bad[:5])}); restore the files the "
+                        "run was created with")
+            elif REDACTED in text:
+                raise RunStateUnreadable(
+                    f"{state_dir}: {INVENTORY_FILE} has values {REDACTED} and {SECRETS_FILE}, "
+                    "which holds them, is missing: a resumed run would run the redacted "
+                    "commands. Restore it from where the run directory was copied from")
+            inventory = HostInventory.model_validate(doc)
             fleet = Fleet.model_validate_json(fleet_file.read_text()) if fleet_file.exists() \
                 else None
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
@@ -643,10 +763,8 @@ class HostsBackend:
         return daemon.version.lstrip("v")
 
     def _kubelet(self, host: Host, declared: str) -> str:
-        r = host.run("command -v kubelet >/dev/null 2>&1 || exit 200; kubelet --version",
-                     timeout=30)
-        m = re.search(r"v?(\d+\.\d+\.\d+\S*)", r.stdout) if r.ok else None
-        return m.group(1) if m else declared
+        found = facts.parse_kubelet_version(host.run(facts.KUBELET_VERSION_COMMAND, timeout=30))
+        return found or declared
 
     def _look(self, cluster: str, node: HostNode, busy: set[str],
               marks: dict[str, str], tasks: bool) -> tuple[NodeObservation, Snapshot | None]:

@@ -23,6 +23,11 @@ backend protocol calls an error):
 * :class:`HostKeyUnknown`: the host's key is not in the known_hosts file. pitstop never trusts
   a key it has not been given; the message says how to add one safely.
 * :class:`HostKeyMismatch`: known_hosts holds a different key for this host.
+* :class:`HostCredentialsUnusable`: the client key or the known_hosts file cannot be used
+  (missing, unreadable, not a private key, protected by a passphrase, malformed). The same
+  checks, without connecting, are :func:`identity_file_problem` and
+  :func:`known_hosts_problem`, which a backend runs on every file an inventory names before it
+  creates a run.
 * :class:`HostUnreachable`, :class:`HostAuthFailed`, :class:`CommandTimeout`,
   :class:`CommandFailed`.
 
@@ -35,9 +40,11 @@ on one thread. pitstop's code is synchronous, so :class:`SSHHost` runs asyncssh 
 background event loop and blocks on the result; :func:`run_many` gives parallelism across hosts
 with a bounded thread pool.
 
-Nothing secret is logged: commands and outputs go through :mod:`pitstop.hosts.redact` before
+Nothing secret is logged: commands and outputs go through :mod:`pitstop.redact` before
 they reach :mod:`logging` or an exception message. Client keys are passed as file paths and
 never read into messages.
+
+This is the only module that imports asyncssh (a contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import asyncssh
 
 from pitstop.backend.api import BackendError
-from pitstop.hosts.redact import Redactor
+from pitstop.redact import Redactor
 
 __all__ = [
     "CommandFailed",
@@ -68,6 +75,7 @@ __all__ = [
     "CommandTimeout",
     "Host",
     "HostAuthFailed",
+    "HostCredentialsUnusable",
     "HostError",
     "HostKeyMismatch",
     "HostKeyUnknown",
@@ -75,6 +83,8 @@ __all__ = [
     "LocalHost",
     "Outcome",
     "SSHHost",
+    "identity_file_problem",
+    "known_hosts_problem",
     "run_many",
 ]
 
@@ -126,6 +136,65 @@ class HostUnreachable(HostError):
 
 class HostAuthFailed(HostError):
     """The host refused every key pitstop offered."""
+
+
+class HostCredentialsUnusable(HostError):
+    """A client key or the known_hosts file cannot be used: nothing was sent to the host."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The files SSH needs, checked without connecting
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{path} does not exist"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path} is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return f"{path} is not readable by pitstop (user id {os.geteuid()})"
+    return f"{path} cannot be read: {exc.strerror or exc}"
+
+
+def identity_file_problem(path: str | Path) -> tuple[str, str]:
+    """("", "") when ``path`` holds a private key SSH can use as it is; else (what is wrong,
+    the fix). Read like :class:`SSHHost` reads it, without a passphrase (pitstop has none to
+    give). The key itself never appears in the answer."""
+    p = Path(path).expanduser()
+    try:
+        asyncssh.read_private_key(p)
+    except OSError as exc:
+        return _unreadable(p, exc), ("give the path of the private key file on the machine "
+                                     "pitstop runs on, readable by the user pitstop runs as")
+    except asyncssh.KeyImportError as exc:
+        if "assphrase" in str(exc):
+            return (f"{p} is protected by a passphrase, and pitstop uses neither passphrases "
+                    "nor an agent", "give a key without a passphrase, kept readable only by "
+                    "the user pitstop runs as (a key for pitstop alone)")
+        return (f"{p} is not a private key SSH can read ({exc})",
+                "give the private key file (not the .pub), in OpenSSH or PEM format")
+    except ValueError as exc:
+        return (f"{p} is not a private key SSH can read ({exc})",
+                "give the private key file (not the .pub), in OpenSSH or PEM format")
+    return "", ""
+
+
+def known_hosts_problem(path: str | Path) -> tuple[str, str]:
+    """("", "") when ``path`` is a known_hosts file SSH can read; else (what is wrong, the
+    fix). An empty file is readable: every host is then unknown, which a run reports per host
+    (:class:`HostKeyUnknown`)."""
+    p = Path(path).expanduser()
+    try:
+        asyncssh.read_known_hosts(str(p))
+    except OSError as exc:
+        return _unreadable(p, exc), ("give the path of an OpenSSH known_hosts file on the "
+                                     "machine pitstop runs on, readable by the user pitstop "
+                                     "runs as")
+    except ValueError as exc:
+        return (f"{p} is not a known_hosts file SSH can read ({exc})",
+                "fix or remove that line: each line is `HOST[,HOST…] KEYTYPE BASE64KEY` "
+                "(`ssh-keyscan HOST` prints such lines)")
+    return "", ""
 
 
 class CommandTimeout(HostError):
@@ -347,6 +416,12 @@ class SSHHost:
             if not Path(self.known_hosts).is_file():
                 raise HostKeyUnknown(self._name, self._unknown_key_message("")
                                      + f" ({self.known_hosts} does not exist.)")
+            unusable = [what for what, _ in (*map(identity_file_problem, self.client_keys),
+                                             known_hosts_problem(self.known_hosts)) if what]
+            if unusable:
+                raise HostCredentialsUnusable(
+                    self._name, f"{self._name}: cannot connect to {self._where()}: "
+                    + "; ".join(unusable) + ". Nothing was sent to the host.")
             try:
                 conn = await asyncssh.connect(
                     self.address, self.port, username=self.user,

@@ -46,7 +46,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,8 +53,9 @@ from typing import Literal, Protocol
 
 from pitstop.catalog import Catalog, load_catalog
 from pitstop.errors import PitstopError
-from pitstop.hosts import debversion
+from pitstop.hosts import debversion, facts
 from pitstop.hosts.connect import CommandFailed, Host, HostError
+from pitstop.hosts.facts import FactError
 from pitstop.hosts.packages import TERMS, Detected, PackageManager
 from pitstop.versions import VersionError, parse_version
 
@@ -77,6 +77,7 @@ __all__ = [
     "TaskState",
     "UpgradeRefused",
     "Verification",
+    "task_states",
     "upgrade_runtime",
 ]
 
@@ -269,9 +270,7 @@ class SystemdDaemon:
         self.unit = unit
 
     def pid(self, host: Host) -> int | None:
-        r = host.run(["systemctl", "show", "-p", "MainPID", "--value", self.unit], timeout=30)
-        text = r.stdout.strip()
-        return int(text) if r.ok and text.isdigit() and text != "0" else None
+        return facts.parse_pid(host.run(facts.systemd_main_pid_command(self.unit), timeout=30))
 
     def restart(self, host: Host) -> None:
         host.run(["systemctl", "restart", self.unit], timeout=180, sudo=True, check=True)
@@ -317,9 +316,7 @@ class ProcessDaemon:
         )
 
     def pid(self, host: Host) -> int | None:
-        r = host.run(self._alive_pid_script(), timeout=30, sudo=True)
-        text = r.stdout.strip()
-        return int(text) if text.isdigit() else None
+        return facts.parse_pid(host.run(self._alive_pid_script(), timeout=30, sudo=True))
 
     def stop(self, host: Host) -> None:
         ticks = int(self.stop_timeout * 10)
@@ -356,31 +353,6 @@ class ProcessDaemon:
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
-def _parse_ctr_version(text: str) -> tuple[str, str] | None:
-    """``(version, revision)`` of the Server section of ``ctr version``."""
-    server = text.split("Server:", 1)
-    if len(server) < 2:
-        return None
-    version = revision = ""
-    for line in server[1].splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == "Version":
-            version = value.strip()
-        elif key == "Revision":
-            revision = value.strip()
-    return (version, revision) if version or revision else None
-
-
-def _flatten(table: dict[str, object], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    out: set[tuple[str, ...]] = set()
-    for key, value in table.items():
-        path = (*prefix, key)
-        out.add(path)
-        if isinstance(value, dict):
-            out |= _flatten(value, path)
-    return out
-
-
 def _split_key(pattern: str) -> tuple[str, ...]:
     """``plugins."io.containerd.grpc.v1.cri".containerd.runtimes.*.runtime_root`` → parts."""
     parts: list[str] = []
@@ -396,13 +368,6 @@ def _split_key(pattern: str) -> tuple[str, ...]:
             buf += ch
     parts.append(buf)
     return tuple(parts)
-
-
-def _normalise_v1(path: tuple[str, ...]) -> tuple[str, ...]:
-    # Config version 1 names the CRI plugin "cri"; version 2 "io.containerd.grpc.v1.cri".
-    if len(path) >= 2 and path[0] == "plugins" and path[1] == "cri":
-        return ("plugins", "io.containerd.grpc.v1.cri", *path[2:])
-    return path
 
 
 def _matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
@@ -449,17 +414,16 @@ class ContainerdActuator:
 
     # -- facts -----------------------------------------------------------------------------
     def _ctr(self, *args: str, namespace: str | None = None) -> list[str]:
-        ns = ["--namespace", namespace] if namespace else []
-        return [self.ctr, "--address", self.address, "--connect-timeout", "3s", *ns, *args]
+        return facts.ctr_command(self.ctr, self.address, *args, namespace=namespace)
 
     def daemon_info(self, host: Host) -> tuple[DaemonInfo | None, str]:
         r = host.run(self._ctr("version"), timeout=30, sudo=True)
-        parsed = _parse_ctr_version(r.stdout) if r.ok else None
-        if parsed is None:
-            why = (r.stderr.strip() or r.stdout.strip() or f"exit {r.exit_code}")[-500:]
-            return None, why
+        try:
+            build = facts.parse_ctr_version(r)
+        except FactError as exc:
+            return None, exc.message
         pid, current = self.daemon_process(host)
-        return DaemonInfo(parsed[0], parsed[1], pid, current), ""
+        return DaemonInfo(build.version, build.revision, pid, current), ""
 
     def daemon_process(self, host: Host) -> tuple[int | None, bool | None]:
         """(pid, runs the installed binary) of the daemon; None when unknown. A daemon whose
@@ -467,9 +431,8 @@ class ContainerdActuator:
         pid = self.daemon.pid(host)
         current: bool | None = None
         if pid is not None:
-            exe = host.run(["readlink", f"/proc/{pid}/exe"], timeout=30, sudo=True)
-            if exe.ok:
-                current = not exe.stdout.strip().endswith("(deleted)")
+            current = facts.parse_exe_current(host.run(facts.exe_command(pid), timeout=30,
+                                                       sudo=True))
         return pid, current
 
     def facts(self, host: Host) -> RuntimeFacts:
@@ -477,27 +440,13 @@ class ContainerdActuator:
         candidates = self.packages.candidates(host, self.package)
         held = self.packages.held(host, (self.package,))
         daemon, daemon_error = self.daemon_info(host)
-        present = False
-        version: int | None = None
-        keys: frozenset[tuple[str, ...]] = frozenset()
-        error = ""
-        r = host.run(["cat", self.config_path], timeout=30, sudo=True)
-        if r.ok:
-            present = True
-            try:
-                data = tomllib.loads(r.stdout)
-            except tomllib.TOMLDecodeError as exc:
-                error = f"{self.config_path} is not valid TOML: {exc}"
-            else:
-                raw = data.get("version", 1)
-                version = raw if isinstance(raw, int) else None
-                paths = _flatten(data)
-                keys = frozenset(_normalise_v1(p) if version == 1 else p for p in paths)
-        elif "No such file" not in r.stderr:
-            error = f"cannot read {self.config_path}: {r.stderr.strip()[-300:]}"
+        config = facts.parse_containerd_config(
+            host.run(facts.cat_command(self.config_path), timeout=30, sudo=True),
+            self.config_path)
         return RuntimeFacts(host.name, self.runtime, self.package, installed, candidates, held,
-                            daemon, daemon_error, self.address, self.config_path, present,
-                            version, keys, error, self.packages.kind(host))
+                            daemon, daemon_error, self.address, self.config_path,
+                            config.present, config.version, config.keys, config.error,
+                            self.packages.kind(host))
 
     # -- check -----------------------------------------------------------------------------
     def resolve(self, target: str, candidates: Sequence[str]) -> str | None:
@@ -628,31 +577,21 @@ class ContainerdActuator:
                                                 f"on {self.address}: {why}")
         ns = host.run(self._ctr("namespaces", "ls", "-q"), timeout=30, sudo=True, check=True)
         rows: list[tuple[str, str, int, str]] = []
-        for namespace in ns.stdout.split():
+        for namespace in facts.parse_ctr_namespaces(ns):
             tasks = host.run(self._ctr("task", "ls", namespace=namespace), timeout=30,
                              sudo=True, check=True)
-            for line in tasks.stdout.splitlines()[1:]:
-                cols = line.split()
-                if len(cols) >= 3 and cols[1].isdigit():
-                    rows.append((namespace, cols[0], int(cols[1]), cols[2]))
-        procs = _proc_stats(host, [pid for *_, pid, _ in rows if pid > 0])
-        shims = _shim_pids(host, sorted({p[1] for p in procs.values() if p[1] > 1}))
-        tasks_out = []
-        for namespace, task_id, pid, status in rows:
-            stat = procs.get(pid)
-            ppid = stat[1] if stat else None
-            tasks_out.append(TaskState(namespace, task_id, pid, status,
-                                       stat[2] if stat else None, ppid,
-                                       ppid is not None and ppid in shims))
-        return Snapshot(host.name, time.time(), daemon, tuple(tasks_out))
+            rows += [(namespace, t.id, t.pid, t.status) for t in facts.parse_ctr_tasks(tasks)]
+        return Snapshot(host.name, time.time(), daemon, tuple(task_states(host, rows)))
 
     # -- upgrade ---------------------------------------------------------------------------
     def _answers(self, host: Host) -> str:
         """"" when the daemon answers on its socket, else why not."""
         r = host.run(self._ctr("version"), timeout=15, sudo=True)
-        if r.ok and _parse_ctr_version(r.stdout) is not None:
-            return ""
-        return (r.stderr.strip() or r.stdout.strip())[-300:] or f"exit {r.exit_code}"
+        try:
+            facts.parse_ctr_version(r)
+        except FactError as exc:
+            return exc.message[-300:]
+        return ""
 
     def _wait_ready(self, host: Host) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -771,36 +710,23 @@ class ContainerdActuator:
         return step, self.verify(host, before, previous)
 
 
-def _proc_stats(host: Host, pids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
-    """pid → (state, ppid, starttime) from /proc/PID/stat, for the live ones."""
-    if not pids:
-        return {}
-    r = host.run("for p in " + " ".join(str(p) for p in pids)
-                 + '; do printf "%s " "$p"; cat /proc/$p/stat 2>/dev/null || echo; done',
-                 timeout=30, sudo=True)
-    out: dict[int, tuple[str, int, int]] = {}
-    for line in r.stdout.splitlines():
-        pid_text, _, stat = line.partition(" ")
-        # Fields after the command name, which is in parentheses and may contain anything.
-        rest = stat.rpartition(")")[2].split()
-        if pid_text.isdigit() and len(rest) >= 20 and rest[0] != "Z":
-            out[int(pid_text)] = (rest[0], int(rest[1]), int(rest[19]))
+def task_states(host: Host, rows: Sequence[tuple[str, str, int, str]]) -> list[TaskState]:
+    """(namespace, id, pid, status) rows as :class:`TaskState`: each pid's start time and
+    parent from ``/proc``, and whether that parent is a live containerd shim."""
+    pids = [pid for *_, pid, _ in rows if pid > 0]
+    procs = facts.parse_proc_stats(host.run(facts.proc_stat_script(pids), timeout=30,
+                                            sudo=True)) if pids else {}
+    parents = sorted({p.ppid for p in procs.values() if p.ppid > 1})
+    shims = facts.parse_shim_pids(host.run(facts.proc_cmdline_script(parents), timeout=30,
+                                           sudo=True)) if parents else frozenset()
+    out = []
+    for namespace, task_id, pid, status in rows:
+        stat = procs.get(pid)
+        ppid = stat.ppid if stat else None
+        out.append(TaskState(namespace, task_id, pid, status,
+                             stat.start_ticks if stat else None, ppid,
+                             ppid is not None and ppid in shims))
     return out
-
-
-def _shim_pids(host: Host, pids: Sequence[int]) -> set[int]:
-    """Those of ``pids`` that are live containerd shims."""
-    if not pids:
-        return set()
-    r = host.run("for p in " + " ".join(str(p) for p in pids)
-                 + """; do printf "%s " "$p"; tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null; """
-                   "echo; done", timeout=30, sudo=True)
-    live = set()
-    for line in r.stdout.splitlines():
-        pid_text, _, cmd = line.partition(" ")
-        if pid_text.isdigit() and "containerd-shim" in cmd:
-            live.add(int(pid_text))
-    return live
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,13 +34,12 @@ dockerd is restarted by a :class:`~pitstop.hosts.containerd.DaemonControl`: syst
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pitstop.catalog import Catalog
-from pitstop.hosts import debversion
+from pitstop.hosts import debversion, facts
 from pitstop.hosts.connect import CommandFailed, Host
 from pitstop.hosts.containerd import (
     ContainerdActuator,
@@ -53,12 +52,11 @@ from pitstop.hosts.containerd import (
     Severity,
     Snapshot,
     TaskState,
-    _flatten,
-    _proc_stats,
-    _shim_pids,
+    task_states,
 )
+from pitstop.hosts.facts import FactError
 from pitstop.hosts.packages import TERMS, PackageManager
-from pitstop.hosts.redact import Redactor
+from pitstop.redact import Redactor
 
 __all__ = ["DockerActuator", "DockerFacts", "dockerd_process"]
 
@@ -122,31 +120,24 @@ class DockerActuator(ContainerdActuator):
 
     # -- the docker CLI --------------------------------------------------------------------
     def _cli(self, *args: str) -> list[str]:
-        return [self.docker, "--host", f"unix://{self.address}", *args]
-
-    def _json(self, host: Host, *args: str, timeout: float = 30) -> tuple[object, str]:
-        """(parsed JSON, "") or (None, why)."""
-        r = host.run(self._cli(*args), timeout=timeout, sudo=True)
-        if not r.ok:
-            return None, (r.stderr.strip() or r.stdout.strip() or f"exit {r.exit_code}")[-500:]
-        try:
-            return json.loads(r.stdout), ""
-        except json.JSONDecodeError as exc:
-            return None, f"unreadable output of docker {args[0]}: {exc}"
+        return facts.docker_command(self.docker, self.address, *args)
 
     def _answers(self, host: Host) -> str:
-        data, why = self._json(host, "version", "--format", "{{json .Server}}", timeout=15)
-        if isinstance(data, dict) and data.get("Version"):
-            return ""
-        return why or "the daemon gave no version"
+        r = host.run(self._cli(*facts.DOCKER_VERSION_ARGS), timeout=15, sudo=True)
+        try:
+            facts.parse_docker_version(r)
+        except FactError as exc:
+            return exc.message
+        return ""
 
     def daemon_info(self, host: Host) -> tuple[DaemonInfo | None, str]:
-        data, why = self._json(host, "version", "--format", "{{json .Server}}")
-        if not isinstance(data, dict) or not data.get("Version"):
-            return None, why or "the daemon gave no version"
+        r = host.run(self._cli(*facts.DOCKER_VERSION_ARGS), timeout=30, sudo=True)
+        try:
+            build = facts.parse_docker_version(r)
+        except FactError as exc:
+            return None, exc.message
         pid, current = self.daemon_process(host)
-        return DaemonInfo(str(data["Version"]), str(data.get("GitCommit", "")), pid,
-                          current), ""
+        return DaemonInfo(build.version, build.revision, pid, current), ""
 
     def daemon_runs(self, daemon: DaemonInfo | None, build: str) -> bool:
         """The daemon answers, reports the release of ``build`` (``20.10.24+dfsg1`` for
@@ -163,72 +154,40 @@ class DockerActuator(ContainerdActuator):
         candidates = self.packages.candidates(host, self.package)
         held = self.packages.held(host, (self.package,))
         daemon, daemon_error = self.daemon_info(host)
-        present = False
-        keys: frozenset[tuple[str, ...]] = frozenset()
-        config_live: bool | None = None
-        error = ""
-        r = host.run(["cat", self.config_path], timeout=30, sudo=True)
-        if r.ok:
-            present = True
-            try:
-                data = json.loads(r.stdout) if r.stdout.strip() else {}
-            except json.JSONDecodeError as exc:
-                error = f"{self.config_path} is not valid JSON: {exc}"
-            else:
-                if isinstance(data, dict):
-                    keys = frozenset(_flatten(data))
-                    value = data.get("live-restore")
-                    config_live = value if isinstance(value, bool) else None
-                else:
-                    error = f"{self.config_path} is not a JSON object"
-        elif "No such file" not in r.stderr:
-            error = f"cannot read {self.config_path}: {r.stderr.strip()[-300:]}"
+        config = facts.parse_daemon_json(
+            host.run(facts.cat_command(self.config_path), timeout=30, sudo=True),
+            self.config_path)
         live: bool | None = None
         swarm = ""
         containers: tuple[TaskState, ...] = ()
         names: tuple[tuple[str, str], ...] = ()
         if daemon is not None:
-            info, why = self._json(host, "info", "--format", "{{json .}}")
-            if isinstance(info, dict):
-                live = bool(info.get("LiveRestoreEnabled"))
-                sw = info.get("Swarm")
-                swarm = str(sw.get("LocalNodeState", "")) if isinstance(sw, dict) else ""
+            try:
+                info = facts.parse_docker_info(host.run(self._cli(*facts.DOCKER_INFO_ARGS),
+                                                        timeout=30, sudo=True))
+            except FactError as exc:
+                daemon_error = f"docker info failed: {exc.message}"
             else:
-                daemon_error = f"docker info failed: {why}"
+                live, swarm = info.live_restore, info.swarm
             containers, names = self._containers(host)
         return DockerFacts(host.name, self.runtime, self.package, installed, candidates, held,
-                           daemon, daemon_error, self.address, self.config_path, present, None,
-                           keys, error, self.packages.kind(host), live_restore_config=config_live,
-                           live_restore_daemon=live, swarm=swarm, containers=containers,
-                           names=names)
+                           daemon, daemon_error, self.address, self.config_path, config.present,
+                           None, config.keys, config.error, self.packages.kind(host),
+                           live_restore_config=config.live_restore, live_restore_daemon=live,
+                           swarm=swarm, containers=containers, names=names)
 
     def _containers(self, host: Host) -> tuple[tuple[TaskState, ...], tuple[tuple[str, str], ...]]:
-        ids = host.run(self._cli("ps", "--all", "--quiet", "--no-trunc"), timeout=30, sudo=True,
-                       check=True).stdout.split()
+        ids = facts.parse_docker_ps(host.run(self._cli(*facts.DOCKER_PS_ARGS), timeout=30,
+                                             sudo=True, check=True))
         if not ids:
             return (), ()
-        fmt = "{{.Id}}|{{.State.Status}}|{{.State.Pid}}|{{.Name}}"
-        r = host.run(self._cli("inspect", "--type", "container", "--format", fmt, *ids),
-                     timeout=60, sudo=True)
-        rows: list[tuple[str, int, str]] = []
-        names: list[tuple[str, str]] = []
-        # A container removed between ps and inspect makes inspect exit 1 and print the rest.
-        for line in r.stdout.splitlines():
-            cols = line.strip().split("|")
-            if len(cols) == 4 and cols[2].lstrip("-").isdigit():
-                rows.append((cols[0], int(cols[2]), cols[1].upper()))
-                names.append((cols[0], cols[3].lstrip("/")))
-        if not r.ok and not rows:
-            raise CommandFailed(r, _REDACT)
-        procs = _proc_stats(host, [pid for _, pid, _ in rows if pid > 0])
-        shims = _shim_pids(host, sorted({p[1] for p in procs.values() if p[1] > 1}))
-        out = []
-        for cid, pid, status in rows:
-            stat = procs.get(pid)
-            ppid = stat[1] if stat else None
-            out.append(TaskState(NAMESPACE, cid, pid, status, stat[2] if stat else None, ppid,
-                                 ppid is not None and ppid in shims))
-        return tuple(out), tuple(names)
+        r = host.run(self._cli(*facts.docker_inspect_args(ids)), timeout=60, sudo=True)
+        try:
+            rows = facts.parse_docker_inspect(r)
+        except FactError:
+            raise CommandFailed(r, _REDACT) from None
+        states = task_states(host, [(NAMESPACE, c.id, c.pid, c.status) for c in rows])
+        return tuple(states), tuple((c.id, c.name) for c in rows)
 
     # -- check -----------------------------------------------------------------------------
     def check(self, facts: RuntimeFacts, target: str) -> list[Problem]:

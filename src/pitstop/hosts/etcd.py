@@ -111,10 +111,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pitstop.backend.api import EtcdMemberObservation, OperationState
 from pitstop.errors import PitstopError
+from pitstop.hosts import facts
+from pitstop.hosts.facts import FactError, Output
 from pitstop.versions import parse_version
 
 __all__ = [
@@ -332,13 +334,13 @@ class EtcdBinaries:
             if not p.is_file() or not os.access(p, os.X_OK):
                 raise EtcdError(f"etcd {self.version}: {p} is missing or not executable")
         try:
-            out = subprocess.run([str(self.etcd), "--version"], capture_output=True, text=True,
-                                 timeout=30, check=False).stdout
+            r = subprocess.run(facts.etcd_version_command(str(self.etcd)), capture_output=True,
+                               text=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise EtcdError(f"etcd {self.version}: cannot run {self.etcd}: {e}") from e
-        m = re.search(r"etcd Version:\s*(\S+)", out)
-        if not m or m.group(1) != self.version:
-            got = m.group(1) if m else out.strip()[:200]
+        found = facts.parse_etcd_version(_output(r))
+        if found != self.version:
+            got = found or r.stdout.strip()[:200]
             raise EtcdError(f"{self.etcd} reports version {got!r}, not {self.version}")
 
 
@@ -708,7 +710,6 @@ class RestoreReport:
 # ---------------------------------------------------------------------------------------------
 # The actuator
 
-_ALARMS = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
 _RESTORE_MARKER = ".pitstop-restored.json"  # beside the data dir (etcd warns about files in it)
 
 
@@ -732,6 +733,13 @@ def _log_excerpt(log: str, keep: int = 6) -> str:
             picked.append(text)
     lines = picked[-keep:] if picked else log.splitlines()[-keep * 2:]
     return "\n".join(line[:500] for line in lines)
+
+
+T = TypeVar("T")
+
+
+def _output(r: subprocess.CompletedProcess[str]) -> Output:
+    return Output(r.stdout or "", r.stderr or "", r.returncode)
 
 
 def _tail(text: str, n: int = 600) -> str:
@@ -776,9 +784,10 @@ class EtcdActuator:
         error built from it names it."""
         t = timeout or self.command_timeout
         tls = self.cluster.client_tls
-        r = self._run([self.cluster.ctl.etcdctl, "--endpoints", ",".join(endpoints),
-                       f"--dial-timeout={self.dial_timeout:g}s", f"--command-timeout={t:g}s",
-                       *(tls.ctl_flags() if tls is not None else ()), *args], timeout=t + 10)
+        r = self._run(facts.etcdctl_command(
+            str(self.cluster.ctl.etcdctl), endpoints, *args, dial_timeout=self.dial_timeout,
+            command_timeout=t, tls_flags=tls.ctl_flags() if tls is not None else ()),
+            timeout=t + 10)
         if r.returncode != 0:
             d = diagnose_tls(r.stderr + r.stdout, tls, ",".join(endpoints))
             if d is not None:  # last: the callers keep the tail of stderr
@@ -798,30 +807,32 @@ class EtcdActuator:
                 return [("", d, d.message) for d in missing]
 
         def ask(m: EtcdMember) -> tuple[str, TlsDiagnosis | None, str] | None:
-            r = self._run([self.cluster.ctl.etcdctl, "--endpoints", m.client_url,
-                           f"--dial-timeout={self.dial_timeout:g}s", "--command-timeout=3s",
-                           *(tls.ctl_flags() if tls is not None else ()),
-                           "endpoint", "status", "-w", "json"], timeout=15)
+            r = self._run(facts.etcdctl_command(
+                str(self.cluster.ctl.etcdctl), [m.client_url], *facts.ENDPOINT_STATUS_ARGS,
+                dial_timeout=self.dial_timeout, command_timeout=3,
+                tls_flags=tls.ctl_flags() if tls is not None else ()), timeout=15)
             if r.returncode == 0:
                 return None
             text = r.stderr + r.stdout
-            said = re.search(r"(x509: [^\"\\]+|tls: [^\"\\]+|remote error: [^\"\\]+|"
-                             r"open \S+: [^\"\\]+|connection refused)", text)
-            return m.name, diagnose_tls(text, tls), said.group(1) if said else _tail(text, 200)
+            return m.name, diagnose_tls(text, tls), facts.etcdctl_said(text)
 
         with ThreadPoolExecutor(max_workers=len(self.cluster.members)) as pool:
             return [x for x in pool.map(ask, self.cluster.members) if x is not None]
 
-    def _ctl_json(self, endpoints: Sequence[str], *args: str) -> Any:
-        r = self._ctl(endpoints, *args, "-w", "json")
+    def _ctl_fact(self, parse: Callable[[Output], T], endpoints: Sequence[str],
+                  *args: str) -> T:
+        """etcdctl ``args`` against ``endpoints``, its output read by ``parse``; raises
+        :class:`EtcdError` when it failed or printed no answer."""
+        r = self._ctl(endpoints, *args)
+        shown = " ".join(a for a in args if a not in ("-w", "json"))
         if r.returncode != 0:
-            raise EtcdError(f"etcdctl {' '.join(args)} against {', '.join(endpoints)} failed: "
+            raise EtcdError(f"etcdctl {shown} against {', '.join(endpoints)} failed: "
                             f"{_tail(r.stderr or r.stdout)}")
         try:
-            return json.loads(r.stdout)
-        except ValueError as e:
-            raise EtcdError(f"etcdctl {' '.join(args)}: unreadable output "
-                            f"{_tail(r.stdout, 200)!r}") from e
+            return parse(_output(r))
+        except FactError as e:
+            raise EtcdError(f"etcdctl {shown}: unreadable output {_tail(r.stdout, 200)!r} "
+                            f"({e.message})") from e
 
     def _endpoints(self) -> list[str]:
         return [m.client_url for m in self.cluster.members]
@@ -836,26 +847,17 @@ class EtcdActuator:
     # -- observation ---------------------------------------------------------------------------
     def _status(self, member: EtcdMember) -> _Status:
         t = min(self.command_timeout, 3.0)
-        st = self._ctl([member.client_url], "endpoint", "status", "-w", "json", timeout=t)
+        st = self._ctl([member.client_url], *facts.ENDPOINT_STATUS_ARGS, timeout=t)
         try:
-            s = json.loads(st.stdout)[0]["Status"] if st.returncode == 0 else {}
-            up = _Status(
-                member.name, True, False, version=str(s.get("version", "")),
-                member_id=int(s["header"]["member_id"]), leader_id=int(s.get("leader", 0)),
-                raft_index=int(s.get("raftIndex", 0)),
-                applied_index=int(s.get("raftAppliedIndex", s.get("raftIndex", 0))),
-                revision=int(s["header"].get("revision", 0)), db_size=int(s.get("dbSize", 0)))
-        except (ValueError, LookupError, TypeError, AttributeError):
+            s = facts.parse_endpoint_status(_output(st))
+        except FactError:
             return _Status(member.name, False, False, error=_tail(st.stderr or st.stdout, 700))
-        hl = self._ctl([member.client_url], "endpoint", "health", "-w", "json", timeout=t)
-        healthy, err = False, ""
-        try:
-            h = json.loads(hl.stdout)
-            healthy = bool(h and h[0].get("health"))
-            err = str(h[0].get("error", "")) if h else ""
-        except (ValueError, LookupError, AttributeError):
-            err = _tail(hl.stderr, 300)
-        return replace(up, healthy=healthy, error=err)
+        hl = self._ctl([member.client_url], *facts.ENDPOINT_HEALTH_ARGS, timeout=t)
+        health = facts.parse_endpoint_health(_output(hl))
+        return _Status(member.name, True, health.healthy, version=s.version,
+                       member_id=s.member_id, leader_id=s.leader_id, raft_index=s.raft_index,
+                       applied_index=s.applied_index, revision=s.revision, db_size=s.db_size,
+                       error=health.error)
 
     def _statuses(self) -> list[_Status]:
         with ThreadPoolExecutor(max_workers=len(self.cluster.members)) as pool:
@@ -869,20 +871,17 @@ class EtcdActuator:
         if not up:
             return {}, "no member answers"
         try:
-            data = self._ctl_json(up, "alarm", "list")
-            if not data.get("alarms"):
+            alarms = self._ctl_fact(facts.parse_alarm_list, up, *facts.ALARM_LIST_ARGS)
+            if not alarms:
                 return {}, ""
-            members = self._ctl_json(up, "member", "list").get("members") or []
+            by_id = self._ctl_fact(facts.parse_member_list, up, *facts.MEMBER_LIST_ARGS)
         except EtcdError as e:
             return {}, str(e)
-        by_id = {int(m["ID"]): str(m.get("name", "")) for m in members if "ID" in m}
         by_id.update({s.member_id: s.name for s in statuses if s.reachable})
         out: dict[str, list[str]] = {}
-        for a in data["alarms"]:
-            kind = a.get("alarm", 0)
-            label = _ALARMS.get(kind, str(kind)) if isinstance(kind, int) else str(kind)
-            mid = int(a.get("memberID", 0))
-            out.setdefault(by_id.get(mid) or f"member {mid:x}", []).append(label)
+        for a in alarms:
+            out.setdefault(by_id.get(a.member_id) or f"member {a.member_id:x}", []).append(
+                a.alarm)
         return {k: tuple(v) for k, v in out.items()}, ""
 
     def _observe(self) -> tuple[list[_Status], tuple[EtcdMemberObservation, ...],
@@ -996,31 +995,30 @@ class EtcdActuator:
             elif meta.get("sha256") != digest:
                 problems.append("its sha256 differs from the one recorded when it was saved")
         tool, tool_name = self._snapshot_tool(version)
-        r = self._run([tool, "snapshot", "status", str(path), "-w", "json"], timeout=120)
-        status: dict[str, Any] = {}
+        r = self._run(facts.snapshot_status_command(str(tool), str(path)), timeout=120)
+        status: facts.SnapshotStatus | None = None
         if r.returncode != 0:
             problems.append(f"`{tool_name} snapshot status` failed: "
                             f"{_tail(r.stderr or r.stdout, 300)}")
         else:
             try:
-                status = json.loads(r.stdout)
-            except ValueError:
+                status = facts.parse_snapshot_status(_output(r))
+            except FactError:
                 problems.append(f"`{tool_name} snapshot status` printed {_tail(r.stdout, 200)!r}")
-        if status:
-            for key, mkey in (("hash", "hash"), ("revision", "revision")):
-                if mkey in meta and meta[mkey] is not None and status.get(key) != meta[mkey]:
+        if status is not None:
+            for key, got in (("hash", status.hash), ("revision", status.revision)):
+                if key in meta and meta[key] is not None and got != meta[key]:
                     problems.append(f"{tool_name} snapshot status reports {key} "
-                                    f"{status.get(key)}, recorded at save: {meta[mkey]}")
-            if int(status.get("totalKey", 0)) <= 0:
+                                    f"{got}, recorded at save: {meta[key]}")
+            if status.total_keys <= 0:
                 problems.append("snapshot status reports no keys at all")
         if not problems and trial_restore:
             problems += self._trial_restore(path, version)
-        if problems:
+        if problems or status is None:
             raise SnapshotVerificationError(path, problems)
         return VerifiedSnapshot(
-            path=path, sha256=digest, hash=int(status["hash"]),
-            revision=int(status["revision"]), total_keys=int(status["totalKey"]),
-            total_size=int(status["totalSize"]), version=version,
+            path=path, sha256=digest, hash=status.hash, revision=status.revision,
+            total_keys=status.total_keys, total_size=status.total_size, version=version,
             taken_from=str(meta.get("takenFrom", "")), kv_hash=meta.get("kvHash"),
             compact_revision=meta.get("compactRevision"), key_count=meta.get("keyCount"))
 
@@ -1069,27 +1067,22 @@ class EtcdActuator:
             raise EtcdError(f"etcdctl snapshot save from {member.name} failed: "
                             f"{_tail(r.stderr or r.stdout)}")
         tool, _ = self._snapshot_tool(version)
-        st = self._run([tool, "snapshot", "status", str(part), "-w", "json"], timeout=120)
+        st = self._run(facts.snapshot_status_command(str(tool), str(part)), timeout=120)
         meta: dict[str, Any] = {"version": version, "takenFrom": member.name}
         try:
-            status = json.loads(st.stdout)
-        except ValueError:
-            status = {}
-        if st.returncode == 0 and status:
-            rev = int(status["revision"])
-            meta.update(hash=status["hash"], revision=rev)
-            hk = self._ctl([member.client_url], "endpoint", "hashkv", "--rev", str(rev),
-                           "-w", "json")
-            with contextlib.suppress(ValueError, LookupError, TypeError):
-                if hk.returncode == 0:
-                    data = json.loads(hk.stdout)[0]["HashKV"]
-                    meta.update(kvHash=int(data["hash"]),
-                                compactRevision=int(data.get("compact_revision", 0)))
-            cnt = self._ctl([member.client_url], "get", "", "--prefix", "--keys-only",
-                            "--limit", "1", "--rev", str(rev), "-w", "json")
-            with contextlib.suppress(ValueError, LookupError, TypeError):
-                if cnt.returncode == 0:
-                    meta["keyCount"] = int(json.loads(cnt.stdout).get("count", 0))
+            status: facts.SnapshotStatus | None = facts.parse_snapshot_status(_output(st))
+        except FactError:
+            status = None  # verify_snapshot below says why
+        if status is not None:
+            rev = status.revision
+            meta.update(hash=status.hash, revision=rev)
+            with contextlib.suppress(FactError):
+                kv = facts.parse_hashkv(_output(self._ctl([member.client_url],
+                                                          *facts.hashkv_args(rev))))
+                meta.update(kvHash=kv.hash, compactRevision=kv.compact_revision)
+            with contextlib.suppress(FactError):
+                meta["keyCount"] = facts.parse_key_count(_output(self._ctl(
+                    [member.client_url], *facts.key_count_args(rev))))
         checked = _snapshot_digest(part)
         meta["sha256"] = checked[0] if checked else None
         _meta_path(path).write_text(json.dumps(meta, indent=1))
@@ -1350,16 +1343,14 @@ class EtcdActuator:
         problems: list[str] = []
         count = -1
         for m in self.cluster.members:
-            c = self._ctl_json([m.client_url], "get", "", "--prefix", "--keys-only",
-                               "--limit", "1", "--rev", str(snap.revision))
-            count = int(c.get("count", 0))
+            count = self._ctl_fact(facts.parse_key_count, [m.client_url],
+                                   *facts.key_count_args(snap.revision))
             if snap.key_count is not None and count != snap.key_count:
                 problems.append(f"{m.name} has {count} keys at revision {snap.revision}, the "
                                 f"cluster had {snap.key_count} when the snapshot was taken")
             if snap.kv_hash is not None:
-                hk = self._ctl_json([m.client_url], "endpoint", "hashkv", "--rev",
-                                    str(snap.revision))
-                got = int(hk[0]["HashKV"]["hash"])
+                got = self._ctl_fact(facts.parse_hashkv, [m.client_url],
+                                     *facts.hashkv_args(snap.revision)).hash
                 if got != snap.kv_hash:
                     problems.append(f"{m.name}: hashkv at revision {snap.revision} is {got}, "
                                     f"the cluster's was {snap.kv_hash}")

@@ -11,8 +11,6 @@ and remembers the answer.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 import shlex
 import threading
 import time
@@ -20,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pitstop.hosts import debversion, rpmversion
-from pitstop.hosts.connect import CommandFailed, CommandTimeout, Host, HostError
-from pitstop.hosts.redact import Redactor
+from pitstop.hosts import debversion, facts, rpmversion
+from pitstop.hosts.connect import CommandFailed, CommandResult, CommandTimeout, Host, HostError
+from pitstop.hosts.facts import FactError
+from pitstop.redact import Redactor
 
 __all__ = [
     "Apt",
@@ -117,34 +116,22 @@ class Apt:
         return "apt"
 
     def installed(self, host: Host, package: str) -> str | None:
-        r = host.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", package],
-                     timeout=60)
-        if r.exit_code == 127:
+        r = host.run(facts.dpkg_status_command(package), timeout=60)
+        try:
+            return facts.parse_dpkg_status(r)
+        except FactError:  # exit 127: no dpkg-query
             raise UnsupportedHost(
                 host.name, f"{host.name}: dpkg-query is not available, so this is not an apt "
                 f"host; for a RHEL-family host set packageManager: dnf (or leave it to "
-                f"detection from /etc/os-release)")
-        if r.exit_code != 0:  # dpkg-query: no packages found matching …
-            return None
-        status, _, version = r.stdout.strip().partition("|")
-        # "ii " installed; "rc " removed with config files left; "hi " held and installed.
-        if len(status) >= 2 and status[1] == "i" and version:
-            return version
-        return None
+                f"detection from /etc/os-release)") from None
 
     def candidates(self, host: Host, package: str) -> tuple[str, ...]:
-        r = host.run(["apt-cache", "madison", package], timeout=120, check=True)
-        versions: set[str] = set()
-        for line in r.stdout.splitlines():
-            cols = [c.strip() for c in line.split("|")]
-            if len(cols) >= 3 and cols[0] == package and cols[1]:
-                versions.add(cols[1])
-        return tuple(sorted(versions, key=debversion.sort_key, reverse=True))
+        r = host.run(facts.madison_command(package), timeout=120, check=True)
+        return facts.parse_madison(r, package)
 
     def held(self, host: Host, packages: tuple[str, ...]) -> tuple[str, ...]:
-        r = host.run(["apt-mark", "showhold", *packages], timeout=60, check=True)
-        held = {line.strip() for line in r.stdout.splitlines() if line.strip()}
-        return tuple(p for p in packages if p in held)
+        r = host.run(facts.showhold_command(packages), timeout=60, check=True)
+        return facts.parse_showhold(r, packages)
 
     def install(self, host: Host, package: str, version: str, *, timeout: float) -> None:
         """apt-get writes to a file on the host, which is shown afterwards, not to the SSH
@@ -166,12 +153,8 @@ class Apt:
         any apt or dpkg run to finish, then checks the package database; it fails when dpkg
         was interrupted ("you must manually run 'dpkg --configure -a'")."""
         wait = max(1, int(timeout))
-        r = host.run(["apt-get", "-q", "-o", f"DPkg::Lock::Timeout={wait}", "check"],
-                     timeout=wait + 60, sudo=True)
-        if r.ok:
-            return ""
-        lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.startswith(("E:", "W:"))]
-        return "; ".join(lines[-3:]) or f"apt-get check exited with {r.exit_code}"
+        r = host.run(facts.apt_check_command(wait), timeout=wait + 60, sudo=True)
+        return facts.parse_apt_check(r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,21 +196,6 @@ class DnfRoot:
 
 
 _REDACT = Redactor()
-_NOT_A_COMMAND = ("No such command", "no such command", "Unknown argument")
-
-
-def _concerns(package: str, pattern: str) -> bool:
-    """A versionlock entry or an exclude pattern names ``package``: the name itself (or a glob
-    matching it), or ``NAME-[EPOCH:]VERSION-RELEASE[.ARCH]`` (versions and releases hold no
-    ``-``, so ``containerd-shim-1.0-1`` is not about ``containerd``)."""
-    pattern = pattern.strip()
-    if not pattern:
-        return False
-    if fnmatch.fnmatchcase(package, pattern):
-        return True
-    if pattern.startswith(package + "-"):
-        return pattern[len(package) + 1:].count("-") <= 1
-    return False
 
 
 class Dnf:
@@ -280,93 +248,52 @@ class Dnf:
                                           f"not a dnf host; for Debian or Ubuntu set "
                                           f"packageManager: apt (or leave it to detection)")
 
+    def _failed(self, host: Host, tool: str, r: CommandResult, exc: FactError) -> HostError:
+        if exc.kind == "missing-tool":
+            return self._missing(host, tool)
+        return CommandFailed(r, _REDACT)
+
     # -- queries ---------------------------------------------------------------------------
     def installed(self, host: Host, package: str) -> str | None:
-        r = host.run(self._rpm("-q", "--qf", "%{NAME}|%|EPOCH?{%{EPOCH}}:{0}||%{VERSION}|"
-                               "%{RELEASE}\\n", package), timeout=60)
-        if r.exit_code == 127:
-            raise self._missing(host, "rpm")
-        builds = []
-        for line in r.stdout.splitlines():
-            cols = line.strip().split("|")
-            if len(cols) == 4 and cols[0] == package:
-                builds.append(rpmversion.evr(cols[1], cols[2], cols[3]))
-        if not builds:
-            if r.exit_code != 0 and "is not installed" not in r.stdout + r.stderr:
-                raise CommandFailed(r, _REDACT)
-            return None
-        return max(builds, key=rpmversion.sort_key)
+        r = host.run(facts.rpm_installed_command(package, self._rpm()), timeout=60)
+        try:
+            return facts.parse_rpm_installed(r, package)
+        except FactError as exc:
+            raise self._failed(host, "rpm", r, exc) from None
 
     def candidates(self, host: Host, package: str) -> tuple[str, ...]:
-        r = host.run(self._dnf("repoquery", "--showduplicates", "--disableexcludes=all",
-                               "--disableplugin=versionlock",
-                               "--qf", "%{name}|%{epoch}|%{version}|%{release}|%{arch}|"
-                               "%{reponame}", package), timeout=300)
-        if r.exit_code == 127:
-            raise self._missing(host, "dnf")
-        if not r.ok:
-            raise CommandFailed(r, _REDACT)
-        versions: set[str] = set()
-        for line in r.stdout.splitlines():
-            cols = line.strip().split("|")
-            if (len(cols) == 6 and cols[0] == package and cols[4] not in ("src", "nosrc")
-                    and cols[5] != "@System"):
-                versions.add(rpmversion.evr(cols[1], cols[2], cols[3]))
-        return tuple(sorted(versions, key=rpmversion.sort_key, reverse=True))
+        r = host.run(facts.repoquery_command(package, self._dnf()), timeout=300)
+        try:
+            return facts.parse_repoquery(r, package)
+        except FactError as exc:
+            raise self._failed(host, "dnf", r, exc) from None
 
     def holds(self, host: Host, packages: Sequence[str]) -> dict[str, list[str]]:
         """package → the rules that hold it (``versionlock: containerd-0:1.6.28-1.*``,
         ``exclude in [main]: containerd*``); packages that nothing holds are left out."""
-        out: dict[str, list[str]] = {}
-
-        def hit(pattern: str, why: str) -> None:
-            for p in packages:
-                if _concerns(p, pattern.lstrip("!")):
-                    out.setdefault(p, []).append(why)
-
-        r = host.run(self._dnf("versionlock", "list"), timeout=120)
-        if r.exit_code == 127:
-            raise self._missing(host, "dnf")
-        if r.ok:
-            for line in r.stdout.splitlines():
-                entry = line.strip()
-                if entry and not entry.startswith("#"):
-                    kind = "versionlock exclude" if entry.startswith("!") else "versionlock"
-                    hit(entry, f"{kind}: {entry}")
-        elif not any(m in r.stdout + r.stderr for m in _NOT_A_COMMAND):
-            raise CommandFailed(r, _REDACT)
-        # else: no versionlock plugin, hence no locks.
-        for section, pattern in self._excludes(host):
-            hit(pattern, f"exclude in [{section}]: {pattern}")
-        return out
+        r = host.run(facts.versionlock_list_command(self._dnf()), timeout=120)
+        try:
+            locks = facts.parse_versionlock_list(r)  # no versionlock plugin: no locks
+        except FactError as exc:
+            raise self._failed(host, "dnf", r, exc) from None
+        return facts.dnf_holds(packages, locks, self._excludes(host))
 
     def _excludes(self, host: Host) -> list[tuple[str, str]]:
         """(section, pattern) of every ``excludepkgs`` in the main config and the enabled
         repositories, as dnf resolved them (``dnf config-manager --dump``)."""
         found: list[tuple[str, str]] = []
-        for which in ((), ("*",)):
-            r = host.run(self._dnf("config-manager", "--dump", *which), timeout=120)
-            if not r.ok:
-                if which and "No matching repo" in r.stdout + r.stderr:
-                    continue  # no repositories
-                if any(m in r.stdout + r.stderr for m in _NOT_A_COMMAND):
+        for repositories in (False, True):
+            r = host.run(facts.config_dump_command(self._dnf(), repositories=repositories),
+                         timeout=120)
+            try:
+                found += facts.parse_config_dump(r)
+            except FactError as exc:
+                if exc.kind == "not-a-command":
                     raise UnsupportedHost(
                         host.name, f"{host.name}: `dnf config-manager` is missing, so pitstop "
-                        f"cannot read the excludes dnf applies; install dnf-plugins-core")
-                raise CommandFailed(r, _REDACT)
-            section = "main"
-            for line in r.stdout.splitlines():
-                head = re.fullmatch(r"=+\s*(?:repo:\s*)?(\S+)\s*=+", line.strip())
-                if head:
-                    section = head.group(1)
-                    continue
-                sect = re.fullmatch(r"\[(.+)\]", line.strip())
-                if sect:
-                    section = sect.group(1)
-                    continue
-                key, sep, value = line.partition("=")
-                if sep and key.strip() == "excludepkgs":
-                    found += [(section, v) for v in re.split(r"[,\s]+", value) if v.strip()]
+                        f"cannot read the excludes dnf applies; install dnf-plugins-core"
+                    ) from None
+                raise self._failed(host, "dnf", r, exc) from None
         return found
 
     def held(self, host: Host, packages: tuple[str, ...]) -> tuple[str, ...]:
@@ -468,55 +395,29 @@ done
         busy = self._wait_locks(host, timeout)
         if busy:
             return busy
-        c = host.run(self._dnf("check", "--duplicates"), timeout=300, sudo=True)
-        if c.ok and not c.stdout.strip():
-            return ""
-        text = (c.stdout.strip() or c.stderr.strip())
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        return ("; ".join(lines[-3:]) or f"dnf check exited with {c.exit_code}") + \
-            " (an interrupted transaction? see `dnf check` and `dnf remove --duplicates`)"
+        c = host.run(facts.dnf_check_command(self._dnf()), timeout=300, sudo=True)
+        return facts.parse_dnf_check(c)
 
 
 # ---------------------------------------------------------------------------------------------
 # Choosing per host
 
 
-_APT_IDS = {"debian", "ubuntu"}
-_DNF_IDS = {"rhel", "fedora", "centos"}
-
-
-def from_os_release(text: str) -> PackageManagerName | None:
-    """apt or dnf from the text of an os-release file, by ``ID`` then ``ID_LIKE`` in order:
-    debian/ubuntu → apt, rhel/fedora/centos → dnf (rocky, almalinux, ol… carry
-    ``ID_LIKE="rhel centos fedora"``); None for anything else."""
-    fields = _os_release_fields(text)
-    for i in [fields.get("ID", "").lower(), *fields.get("ID_LIKE", "").lower().split()]:
-        if i in _APT_IDS:
-            return "apt"
-        if i in _DNF_IDS:
-            return "dnf"
-    return None
-
-
-def _os_release_fields(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.lstrip().startswith("#"):
-            fields[key.strip()] = value.strip().strip('"').strip("'")
-    return fields
+from_os_release = facts.package_manager_of
 
 
 def detect(host: Host) -> PackageManagerName:
     """apt or dnf for ``host``, from its ``/etc/os-release`` (:func:`from_os_release`);
     anything else raises :class:`UnsupportedHost`."""
-    r = host.run("cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release", timeout=30)
-    found = from_os_release(r.stdout) if r.ok else None
-    if found is not None:
-        return found
-    fields = _os_release_fields(r.stdout)
-    seen = (f"ID={fields.get('ID', '')!r} ID_LIKE={fields.get('ID_LIKE', '')!r}"
-            if r.ok else "no /etc/os-release")
+    r = host.run(facts.OS_RELEASE_COMMAND, timeout=30)
+    try:
+        release = facts.parse_os_release(r)
+    except FactError:
+        release = None
+    if release is not None and release.package_manager is not None:
+        return release.package_manager
+    seen = (f"ID={release.id!r} ID_LIKE={release.id_like!r}" if release is not None
+            else "no /etc/os-release")
     raise UnsupportedHost(host.name, f"{host.name}: cannot tell its package manager ({seen}); "
                                      f"pitstop knows apt (debian, ubuntu) and dnf (rhel, "
                                      f"fedora, centos): set packageManager: apt or dnf on the "
