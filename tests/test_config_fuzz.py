@@ -4,7 +4,8 @@ after it (issue: ~15 internal errors and hangs from a 4,000-case fuzz of the con
 Every input is written to a file and read with :func:`pitstop.config.load_files`. When it
 loads, it is planned with the objects it did not replace, exactly as ``pitstop plan`` does in
 process (``make_plan``, ``schedule_plan``, the JSON plan document). A sample also goes through
-the command line (``pitstop validate`` then ``pitstop plan`` with click's CliRunner). What must
+the command line (``pitstop validate`` then ``pitstop plan`` with click's CliRunner, as JSON, a
+table or Markdown). What must
 hold for every input:
 
 * no exception but :class:`~pitstop.errors.PitstopError` (a ``ConfigError`` when loading), no
@@ -586,8 +587,9 @@ def run_cli(case: Case, tmp: Path, companions: dict[str, Path]) -> tuple[int, in
     args_f = [a for f in files for a in ("-f", f)]
     runner = CliRunner()
     codes = []
+    output = ("json", "table", "markdown")[case.index % 3]  # the renderers see what loaded
     for args in (["validate", *args_f], ["plan", *args_f, "--target", case.target, "-o",
-                                          "json", *options]):
+                                          output, *options]):
         try:
             with bounded(PER_INPUT_S):
                 r = runner.invoke(main, args, env={"PITSTOP_DEBUG": ""})
