@@ -203,6 +203,59 @@ def test_non_json_line(tmp_path: Path) -> None:
     assert len(result.problems) == 1
 
 
+@pytest.mark.parametrize(("junk", "reason"), [
+    ('"x": NaN', "NaN is not a JSON value"),
+    ('"x": -Infinity', "-Infinity is not a JSON value"),
+    ('"x": 1e999', "the number 1e999 is beyond a double"),
+    ('"x": ' + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('"x": ' + "9" * 5000, "an integer of 5000 digits"),
+])
+def test_a_line_python_reads_but_json_forbids_is_tampering(tmp_path: Path, junk: str,
+                                                            reason: str) -> None:
+    """NaN, Infinity, a number beyond a double, a 100k-deep array or a 5,000-digit integer on
+    a line: reported as that line's problem (TAMPERED), never an exception (it was exit 3)."""
+    from click.testing import CliRunner
+
+    from pitstop.cli.main import main
+
+    path = tmp_path / "audit.jsonl"
+    fill(path, 3)
+    content = lines(path)
+    content[1] = content[1].rstrip("\n")[:-1] + ", " + junk + "}\n"
+    write_lines(path, content)
+    result = verify(path)
+    assert not result.ok
+    assert result.problems[0] == f"line 2: not JSON ({reason})"
+    r = CliRunner().invoke(main, ["audit", "verify", str(path)])
+    assert r.exit_code == 1, r.output
+    assert "TAMPERED" in r.output and f"line 2: not JSON ({reason})" in r.output
+
+
+def test_a_record_too_deep_to_encode_again_is_tampering(tmp_path: Path) -> None:
+    """A line json reads but cannot write back (nesting near the recursion limit) is a
+    mismatch of that line, not an exception."""
+    path = tmp_path / "audit.jsonl"
+    fill(path, 2)
+    content = lines(path)
+    depth = 990
+    content[0] = content[0].rstrip("\n")[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}\n"
+    write_lines(path, content)
+    result = verify(path)
+    assert not result.ok
+    assert result.problems[0].startswith("line 1: ")
+
+
+def test_a_head_file_with_junk_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    fill(path, 2)
+    for junk in ('{"seq": Infinity, "hash": "x"}', '{"seq": 1e999, "hash": "x"}',
+                 "[" * 100_000 + "]" * 100_000):
+        head_path(path).write_text(junk)
+        result = verify(path)
+        assert not result.ok
+        assert "cannot be read" in result.problems[0], result.problems
+
+
 def test_drop_last_record_detected_by_head_file(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     fill(path, 6)

@@ -13,12 +13,16 @@ import re
 from dataclasses import dataclass, field
 from functools import total_ordering
 
-__all__ = ["UNREADABLE", "Minor", "Version", "VersionError", "parse_version", "version_key"]
+__all__ = ["MAX_VERSION_LENGTH", "UNREADABLE", "Minor", "Version", "VersionError",
+           "parse_version", "version_key"]
 
+# Each number has at most 9 digits and the whole text at most MAX_VERSION_LENGTH characters:
+# versions are compared millions of times and reach every table.
 _VERSION_RE = re.compile(
-    r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"^v?(?P<major>0|[1-9]\d{0,8})\.(?P<minor>0|[1-9]\d{0,8})(?:\.(?P<patch>0|[1-9]\d{0,8}))?"
     r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?P<rest>[~+][0-9A-Za-z.~+:-]*)?$"
 )
+MAX_VERSION_LENGTH = 128
 
 
 class VersionError(ValueError):
@@ -120,11 +124,13 @@ def parse_version(text: str) -> Version:
     cached = _CACHE.get(text)
     if cached is not None:
         return cached
-    m = _VERSION_RE.match(text.strip())
+    m = _VERSION_RE.match(text.strip()) if len(text) <= MAX_VERSION_LENGTH else None
     if m is None:
+        shown = text if len(text) <= 60 else text[:57] + "..."
         raise VersionError(
-            f"{text!r} is not a version: expected MAJOR.MINOR.PATCH such as 1.34.2 "
-            "(a leading 'v' and a suffix such as -rc.1 or ~ds1-1+deb12u3 are allowed)"
+            f"{shown!r} is not a version: expected MAJOR.MINOR.PATCH such as 1.34.2 "
+            "(a leading 'v' and a suffix such as -rc.1 or ~ds1-1+deb12u3 are allowed; numbers "
+            f"of at most 9 digits, at most {MAX_VERSION_LENGTH} characters)"
         )
     v = Version(
         int(m["major"]),

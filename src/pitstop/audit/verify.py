@@ -19,6 +19,7 @@ log; records appended after it are fine.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +72,10 @@ def verify(path: str | os.PathLike[str], expect_head: str | None = None, *,
         record, seq, digest, prev = parsed
         records += 1
 
-        if record_hash(record) != digest:
+        digest_ok, exact = _checks(record, raw)
+        if not digest_ok:
             problems.append(f"line {number}: seq {seq}: hash mismatch: the record was edited")
-        elif encode_line(record).encode("utf-8") != raw:
+        elif not exact:
             problems.append(f"line {number}: seq {seq}: the line was re-encoded or has "
                             "duplicate keys (its content still hashes to its hash)")
 
@@ -95,6 +97,40 @@ def verify(path: str | os.PathLike[str], expect_head: str | None = None, *,
     return VerifyResult(not problems, records, problems, head)
 
 
+_MAX_INT_DIGITS = 100  # the writer's integers are sequence numbers and times
+
+
+class _NotJson(ValueError):
+    """A line the writer cannot have written, although Python's json module would read it."""
+
+
+def _no_constant(name: str) -> float:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _NotJson(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"the number {text[:40]} is beyond a double")
+    return value
+
+
+def _checks(record: dict[str, JsonValue], raw: bytes) -> tuple[bool, bool]:
+    """(hash matches, line is byte-exact); a record that cannot be encoded matches neither."""
+    try:
+        digest_ok = record_hash(record) == record["hash"]
+        exact = encode_line(record).encode("utf-8") == raw
+    except (ValueError, TypeError, RecursionError):
+        return False, False
+    return digest_ok, exact
+
+
 def _parse(raw: bytes, number: int, last_torn: bool,
            problems: list[str]) -> tuple[dict[str, JsonValue], int, str, str] | None:
     """The record on one line with its seq, hash and prev, or None (and a problem noted)."""
@@ -103,9 +139,12 @@ def _parse(raw: bytes, number: int, last_torn: bool,
         problems.append(f"line {number}: empty line" + (torn_note if last_torn else ""))
         return None
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                           parse_int=_bounded_int, parse_float=_finite_float)
+    except (UnicodeDecodeError, json.JSONDecodeError, _NotJson, RecursionError) as exc:
+        reason = (exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+                  if isinstance(exc, UnicodeDecodeError) else str(exc)
+                  if isinstance(exc, _NotJson) else "nested too deeply")
         problems.append(f"line {number}: not JSON ({reason})" + (torn_note if last_torn else ""))
         return None
     if last_torn:
@@ -145,9 +184,10 @@ def _check_anchor(log: Path, expect_head: str | None, use_head_file: bool, seen:
             return
         source = f"head file {hp.name}"
         try:
-            saved = json.loads(hp.read_text("utf-8"))
+            saved = json.loads(hp.read_text("utf-8"), parse_constant=_no_constant,
+                               parse_int=_bounded_int, parse_float=_finite_float)
             expect_head, anchor_seq = str(saved["hash"]), int(saved["seq"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             problems.append(f"{hp}: cannot be read ({exc})")
             return
     if expect_head is None or expect_head in seen:

@@ -106,11 +106,18 @@ def _guard(fn: F) -> F:
 def _parse_time(value: str | None, option: str) -> datetime:
     if value is None:
         return datetime.now(UTC)
+    from pitstop.model.limits import check_time
+
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"pitstop: error:\n{option}: {value!r} is not an ISO-8601 time. "
+        _fail(f"pitstop: error:\n{option}: {value[:60]!r} is not an ISO-8601 time. "
               "Fix: write e.g. 2026-12-01T22:00:00+01:00.", EXIT_BAD_INPUT)
+        raise
+    try:
+        check_time(t)
+    except ValueError as exc:
+        _fail(f"pitstop: error:\n{option}: {exc}.", EXIT_BAD_INPUT)
         raise
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 

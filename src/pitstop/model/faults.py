@@ -23,9 +23,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel
+from pitstop.model.limits import MAX_COUNT, MAX_LATENCY_MS
+from pitstop.model.names import (
+    ClusterName,
+    NodeName,
+    PoolName,
+    check_namespace,
+    check_pdb_name,
+)
 
 __all__ = [
     "ApiserverLatency",
@@ -41,11 +49,12 @@ __all__ = [
 
 
 class _NodeFault(SpecModel):
-    cluster: str | None = Field(default=None, description="cluster it applies to; any if unset")
-    nodes: list[str] = Field(default_factory=list, description="these nodes")
-    pool: str | None = Field(default=None, description="or the first `count` nodes of this pool "
-                             "whose upgrade starts")
-    count: int = Field(default=1, ge=1)
+    cluster: ClusterName | None = Field(default=None,
+                                        description="cluster it applies to; any if unset")
+    nodes: list[NodeName] = Field(default_factory=list, description="these nodes")
+    pool: PoolName | None = Field(default=None, description="or the first `count` nodes of this "
+                                  "pool whose upgrade starts")
+    count: int = Field(default=1, ge=1, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _nodes_or_pool(self) -> _NodeFault:
@@ -71,33 +80,44 @@ class RuntimeUpgradeFails(_NodeFault):
 
 class ApiserverLatency(SpecModel):
     type: Literal["apiserverLatency"]
-    cluster: str | None = None
+    cluster: ClusterName | None = None
     component: str | None = Field(
         default=None,
         description="count only steps of this component (kube-apiserver, "
         "kube-controller-manager, kube-scheduler, etcd, control-plane); any if unset",
     )
-    after_steps: int = Field(default=1, ge=1, description="completed control-plane steps")
-    latency_ms: float = Field(gt=0)
+    after_steps: int = Field(default=1, ge=1, le=MAX_COUNT,
+                             description="completed control-plane steps")
+    latency_ms: float = Field(gt=0, le=MAX_LATENCY_MS, description="at most an hour")
 
 
 class CanaryErrorRate(SpecModel):
     type: Literal["canaryErrorRate"]
-    cluster: str | None = None
-    pool: str | None = Field(default=None, description="only upgraded nodes of this pool count")
+    cluster: ClusterName | None = None
+    pool: PoolName | None = Field(default=None,
+                                  description="only upgraded nodes of this pool count")
     error_rate: float = Field(ge=0, le=1)
 
 
 class PdbNeverAllows(SpecModel):
     type: Literal["pdbNeverAllows"]
-    cluster: str | None = None
+    cluster: ClusterName | None = None
     pdb: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="namespace/name")
+
+    @field_validator("pdb")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        namespace, _, name = value.partition("/")
+        check_namespace(namespace)
+        check_pdb_name(name)
+        return value
 
 
 class ProcessCrash(SpecModel):
     type: Literal["processCrash"]
     at: Duration | None = Field(default=None, description="virtual time since the twin began")
-    after_calls: int | None = Field(default=None, ge=1, description="destructive calls made")
+    after_calls: int | None = Field(default=None, ge=1, le=MAX_COUNT,
+                                    description="destructive calls made")
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ProcessCrash:

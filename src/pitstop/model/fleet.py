@@ -6,9 +6,10 @@ Versions are the versions running now; the planner reads them, never changes the
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pitstop.model.common import (
     API_VERSION,
@@ -19,6 +20,23 @@ from pitstop.model.common import (
     SpecModel,
     VersionStr,
     repeated,
+)
+from pitstop.model.limits import MAX_PODS_PER_CLUSTER, MAX_REPLICAS
+from pitstop.model.names import (
+    ApiServerName,
+    ClusterName,
+    ComponentName,
+    EtcdMemberName,
+    InstanceName,
+    Labels,
+    Namespace,
+    NodeName,
+    ObjectName,
+    PdbName,
+    PoolName,
+    WorkloadName,
+    forbidden_character,
+    is_subdomain,
 )
 
 __all__ = [
@@ -42,6 +60,25 @@ __all__ = [
 RuntimeName = Literal["containerd", "cri-o", "docker"]
 Environment = Literal["development", "test", "staging", "production"]
 
+_KIND_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_VERSION_PART_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _api_version(value: str, *, allow_empty: bool) -> str:
+    """``v1`` or ``group/version`` as Kubernetes writes it (the group a DNS-1123 subdomain,
+    the version a DNS-1035 label such as v1beta1)."""
+    if not value and allow_empty:
+        return value
+    group, slash, version = value.rpartition("/")
+    ok = (len(version) <= 63 and _VERSION_PART_RE.match(version) is not None
+          and (not slash or is_subdomain(group)))
+    if not ok:
+        where = forbidden_character(value)
+        raise ValueError(f"{value[:80]!r} is not an apiVersion: write v1 or group/version, e.g. "
+                         "apps/v1 or policy/v1beta1" + (f" (it holds {where})" if where else "")
+                         + ". Fix: write the apiVersion as the object has it")
+    return value
+
 
 class ContainerRuntime(SpecModel):
     name: RuntimeName = "containerd"
@@ -51,7 +88,7 @@ class ContainerRuntime(SpecModel):
 class ApiServer(SpecModel):
     """One kube-apiserver instance (a control-plane host or replica)."""
 
-    name: str = Field(min_length=1)
+    name: ApiServerName
     version: VersionStr
 
 
@@ -59,11 +96,11 @@ class ControlPlaneComponent(SpecModel):
     """kube-controller-manager or kube-scheduler: every instance runs this version."""
 
     version: VersionStr
-    instances: list[str] = Field(default_factory=list)
+    instances: list[InstanceName] = Field(default_factory=list)
 
 
 class EtcdMember(SpecModel):
-    name: str = Field(min_length=1)
+    name: EtcdMemberName
     version: VersionStr | None = None
 
 
@@ -94,7 +131,7 @@ class ControlPlane(SpecModel):
 
 
 class Node(SpecModel):
-    name: str = Field(min_length=1)
+    name: NodeName
     kubelet: VersionStr
     kube_proxy: VersionStr | None = Field(
         default=None, description="defaults to the kubelet's version"
@@ -104,7 +141,7 @@ class Node(SpecModel):
     kernel: str = ""
     capacity: Quantity | None = None
     allocatable: Quantity | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     unschedulable: bool = False
 
     @property
@@ -113,21 +150,21 @@ class Node(SpecModel):
 
 
 class NodePool(SpecModel):
-    name: str = Field(min_length=1)
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: PoolName
+    labels: Labels = Field(default_factory=dict)
     control_plane: bool = Field(default=False, description="nodes that host control-plane pods")
     nodes: list[Node] = Field(min_length=1)
 
 
 class AddOn(SpecModel):
-    name: str = Field(min_length=1, description="coredns, calico, cilium, flannel, metrics-server…")
+    name: ComponentName = Field(description="coredns, calico, cilium, flannel, metrics-server…")
     kind: Literal["cni", "dns", "ingress", "metrics", "storage", "other"] = "other"
     version: VersionStr
 
 
 class PodDisruptionBudget(SpecModel):
-    name: str = Field(min_length=1)
-    namespace: str = "default"
+    name: PdbName
+    namespace: Namespace = "default"
     selector: LabelSelector | None = Field(
         default=None, description="null selects no pod; {} selects every pod of the namespace"
     )
@@ -144,19 +181,26 @@ class PodDisruptionBudget(SpecModel):
 
 class Workload(SpecModel):
     kind: Literal["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"]
-    name: str = Field(min_length=1)
-    namespace: str = "default"
+    name: WorkloadName
+    namespace: Namespace = "default"
     api_version: str = Field(default="", description="defaults to the current API group of kind")
-    replicas: int = Field(default=1, ge=0, description="ignored for DaemonSets (one pod per node)")
-    labels: dict[str, str] = Field(default_factory=dict, description="labels of its pods")
+    replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS,
+                          description="ignored for DaemonSets (one pod per node)")
+    labels: Labels = Field(default_factory=dict, description="labels of its pods")
     requests: Quantity = Field(default_factory=Quantity, description="requests of one pod")
     empty_dir: bool = Field(default=False, description="pods keep data in emptyDir volumes")
-    node_pool: str | None = Field(default=None, description="pool its pods run in (any if unset)")
-    nodes: list[str] = Field(
+    node_pool: PoolName | None = Field(default=None,
+                                       description="pool its pods run in (any if unset)")
+    nodes: list[NodeName] = Field(
         default_factory=list,
         description="nodes its pods run on, one entry per pod; spread over the pool when empty",
     )
     images: list[str] = Field(default_factory=list)
+
+    @field_validator("api_version")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        return _api_version(value, allow_empty=True)
 
     @property
     def effective_api_version(self) -> str:
@@ -170,15 +214,29 @@ class ApiObjectRef(SpecModel):
 
     api_version: str = Field(min_length=1)
     kind: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    namespace: str = ""
+    name: ObjectName
+    namespace: Namespace | Literal[""] = ""
     source: str = Field(default="", description="where it was seen: live, a file, a Helm release")
+
+    @field_validator("api_version")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        return _api_version(value, allow_empty=False)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if len(value) > 63 or _KIND_RE.match(value) is None:
+            raise ValueError(f"{value[:63]!r} is not a kind: a name such as Deployment or "
+                             "PodDisruptionBudget (letters and digits, starting with a letter, "
+                             "at most 63 characters). Fix: write the kind as kubectl shows it")
+        return value
 
 
 class Cluster(SpecModel):
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    name: ClusterName
     environment: Environment = "production"
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     provider: Literal["kubeadm", "kops", "kubespray", "cluster-api", "eks", "gke", "aks",
                       "k3s", "rke2", "kind", "other"] = "kubeadm"
     control_plane: ControlPlane
@@ -211,7 +269,31 @@ class Cluster(SpecModel):
                 raise ValueError(
                     f"workload {w.namespace}/{w.name} places pods on unknown nodes {bad[:3]}"
                 )
+        pods = self.pod_count()
+        if pods > MAX_PODS_PER_CLUSTER:
+            raise ValueError(
+                f"the workloads of cluster {self.name} make {pods} pods, more than the "
+                f"{MAX_PODS_PER_CLUSTER} of the largest cluster Kubernetes supports (its "
+                "scalability limit, which pitstop keeps). Fix: check the replicas; a larger "
+                "cluster cannot be planned")
         return self
+
+    def pod_count(self) -> int:
+        """The pods the workloads make together, as preflight places them: one per ``nodes``
+        entry, one per node of its pools for a DaemonSet, else ``replicas``."""
+        by_pool = {p.name: len(p.nodes) for p in self.node_pools}
+        workers = sum(len(p.nodes) for p in self.node_pools if not p.control_plane)
+        total = 0
+        for w in self.workloads:
+            if w.nodes:
+                total += len(w.nodes)
+            elif w.kind == "DaemonSet":
+                total += by_pool.get(w.node_pool, 0) if w.node_pool is not None else workers
+            else:
+                total += w.replicas
+            if total > MAX_PODS_PER_CLUSTER:
+                break
+        return total
 
     def all_nodes(self) -> list[tuple[NodePool, Node]]:
         return [(p, n) for p in self.node_pools for n in p.nodes]

@@ -35,12 +35,22 @@ names the Fleet's etcd member names.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel, repeated
+from pitstop.model.limits import MAX_PARALLELISM, MAX_QUANTITY
+from pitstop.model.names import (
+    ClusterName,
+    EtcdMemberName,
+    HostAddress,
+    LoginName,
+    NodeName,
+    PlainName,
+)
 from pitstop.versions import VersionError, parse_version
 
 __all__ = [
@@ -59,7 +69,16 @@ __all__ = [
     "VerifyCommand",
 ]
 
-_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_UNIT_RE = re.compile(r"^[A-Za-z0-9:_.\\@][-A-Za-z0-9:_.\\@]*$")
+_URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s]*)?$", re.IGNORECASE)
+
+
+def _a_url(value: str) -> str:
+    if len(value) > 2048 or _URL_RE.match(value) is None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValueError(f"{shown!r} is not an etcd URL: write http://HOST:PORT or "
+                         "https://HOST:PORT. Fix: e.g. https://10.0.0.1:2379")
+    return value
 
 
 def _a_path(value: str | None) -> str | None:
@@ -79,7 +98,7 @@ class SshAccess(SpecModel):
     """How to log in over SSH: key authentication, host key checked against ``knownHostsFile``
     (an unknown host is refused, never trusted on first use)."""
 
-    user: str = Field(default="root", min_length=1)
+    user: LoginName = "root"
     port: int = Field(default=22, ge=1, le=65535)
     identity_file: str | None = Field(default=None, description="path of the private key file")
     known_hosts_file: str | None = Field(default=None,
@@ -93,7 +112,17 @@ class SystemdDaemonControl(SpecModel):
     """The runtime daemon is a systemd unit (``systemctl restart``)."""
 
     type: Literal["systemd"] = "systemd"
-    unit: str = Field(default="containerd", min_length=1)
+    unit: str = Field(default="containerd", min_length=1, max_length=255)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if _UNIT_RE.match(value) is None:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ValueError(f"{shown!r} is not a systemd unit name (letters, digits and "
+                             "':', '_', '.', '\\', '@', '-'; not starting with '-'). Fix: write "
+                             "the unit as systemctl shows it, e.g. containerd")
+        return value
 
 
 class ProcessDaemonControl(SpecModel):
@@ -153,15 +182,15 @@ class VerifyCommand(SpecModel):
     """An extra post-upgrade check run on the host after the runtime's own verification:
     exit 0 passes; anything else fails the upgrade, which is then rolled back."""
 
-    name: str = Field(min_length=1)
+    name: PlainName
     command: str = Field(min_length=1, description="a shell command, run with sh -c")
     timeout: Duration = timedelta(seconds=60)
     sudo: bool = False
 
 
 class HostNode(SpecModel):
-    name: str = Field(min_length=1, description="the node's name in the Fleet")
-    address: str | None = Field(default=None, description="SSH address (name or IP)")
+    name: NodeName = Field(description="the node's name in the Fleet")
+    address: HostAddress | None = Field(default=None, description="SSH address (name or IP)")
     local: bool = Field(default=False, description="this machine: commands run without SSH")
     ssh: SshAccess | None = Field(default=None, description="overrides the cluster's ssh")
     sudo: bool = Field(default=True, description="run root commands with sudo -n when the "
@@ -189,9 +218,9 @@ class LocalProcessMembers(SpecModel):
 
 
 class HostEtcdMember(SpecModel):
-    name: str = Field(min_length=1, description="the member's name in the Fleet")
-    client_url: str = Field(min_length=1)
-    peer_url: str = Field(min_length=1)
+    name: EtcdMemberName = Field(description="the member's name in the Fleet")
+    client_url: Annotated[str, AfterValidator(_a_url)]
+    peer_url: Annotated[str, AfterValidator(_a_url)]
     data_dir: str = Field(min_length=1)
     extra_flags: list[str] = Field(
         default_factory=list, description="this member's own etcd flags, after the cluster's "
@@ -231,7 +260,7 @@ class HostEtcd(SpecModel):
         "(and etcdutl for 3.5+)")
     ctl_version: str | None = Field(default=None, description="whose etcdctl answers queries; "
                                     "default: the newest")
-    quota_backend_bytes: int = Field(default=2 * 1024**3, ge=1)
+    quota_backend_bytes: int = Field(default=2 * 1024**3, ge=1, le=MAX_QUANTITY)
     extra_flags: list[str] = Field(
         default_factory=list, description="etcd flags of every member, passed unchanged at "
         "every start (e.g. --trusted-ca-file, --client-cert-auth, --peer-trusted-ca-file, "
@@ -274,7 +303,7 @@ class HostEtcd(SpecModel):
 
 
 class HostCluster(SpecModel):
-    name: str = Field(min_length=1, pattern=_NAME, description="the cluster's name in the Fleet")
+    name: ClusterName = Field(description="the cluster's name in the Fleet")
     ssh: SshAccess | None = Field(default=None, description="default SSH access of its nodes")
     nodes: list[HostNode] = Field(default_factory=list)
     etcd: HostEtcd | None = None
@@ -301,7 +330,8 @@ class HostCluster(SpecModel):
 
 
 class HostInventorySpec(SpecModel):
-    parallelism: int = Field(default=10, ge=1, description="hosts contacted at once")
+    parallelism: int = Field(default=10, ge=1, le=MAX_PARALLELISM,
+                             description="hosts contacted at once")
     clusters: list[HostCluster] = Field(min_length=1)
 
     @model_validator(mode="after")

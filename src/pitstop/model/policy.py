@@ -6,11 +6,13 @@ blackouts, approvals per environment, and waivers that allow something the catal
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from pitstop.model.common import (
     API_VERSION,
@@ -22,6 +24,14 @@ from pitstop.model.common import (
     VersionStr,
     resolve_int_or_percent,
 )
+from pitstop.model.limits import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_COUNT,
+    MAX_GATE_COUNT,
+    check_time,
+)
+from pitstop.model.names import ComponentName, PlainName, PoolName
 
 __all__ = [
     "Approval",
@@ -44,20 +54,22 @@ class Wave(SpecModel):
     """A group of clusters upgraded together. Waves run in the order written; the next starts
     only after the previous one finished and soaked."""
 
-    name: str = Field(min_length=1)
+    name: PlainName
     clusters: LabelSelector = Field(
         default_factory=LabelSelector,
         description="clusters by label; `environment` and `name` are labels too",
     )
     canary: bool = Field(default=False, description="a canary wave: its result gates the rest")
     soak: Duration = Field(default=timedelta(0), description="wait after the wave before the next")
-    max_parallel_clusters: int = Field(default=0, ge=0, description="0 = all clusters of the wave")
+    max_parallel_clusters: int = Field(default=0, ge=0, le=MAX_COUNT,
+                                       description="0 = all clusters of the wave")
 
 
 class PoolPolicy(SpecModel):
     """How to roll the nodes of the pools it matches."""
 
-    pools: list[str] = Field(default_factory=lambda: ["*"], description="pool names; * = any")
+    pools: list[Literal["*"] | PoolName] = Field(default_factory=lambda: ["*"],
+                                                 description="pool names; * = any")
     strategy: Literal["in-place", "replace"] = "in-place"
     max_surge: IntOrPercent = Field(default=0, description="extra nodes at once (replace)")
     max_unavailable: IntOrPercent = Field(default=1, description="nodes down at once")
@@ -102,11 +114,42 @@ class PoolPolicy(SpecModel):
         return min(batch, size), surge, min(canary, size)
 
 
+_ZONE_NAME_RE = re.compile(r"^[A-Za-z][-+_A-Za-z0-9]*(/[-+_A-Za-z0-9]+)*$")
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _is_zone(name: str) -> bool:
+    """An IANA zone the zoneinfo database knows: not a directory (``Europe``), not
+    ``localtime`` or ``posixrules`` (files some systems keep beside the zones)."""
+    if len(name) > 64 or _ZONE_NAME_RE.match(name) is None:
+        return False
+    if name in ("localtime", "posixrules", "Factory") or name not in _zones():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _check_date(value: date) -> date:
+    if not EARLIEST_TIME.date() <= value < LATEST_TIME.date():
+        raise ValueError(f"{value.isoformat()} is outside the dates pitstop accepts (from "
+                         f"{EARLIEST_TIME.date()} to {(LATEST_TIME - timedelta(days=1)).date()}"
+                         "). Fix: write a date within them")
+    return value
+
+
 def _quoted_time(value: object) -> object:
     # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320: refuse it rather than
     # start a window at 00:22.
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"{value!r} was read as a number; quote times in YAML, e.g. \"22:00\"")
+        raise ValueError(f"{value!r} was read as a number; quote times in YAML. Fix: write "
+                         "e.g. \"22:00\"")
     return value
 
 
@@ -114,7 +157,7 @@ class MaintenanceWindow(SpecModel):
     """A recurring window: on these days, from ``start`` for ``duration``, in ``timeZone``.
     No new step starts outside a window; a running step may finish."""
 
-    name: str = Field(min_length=1)
+    name: PlainName
     clusters: LabelSelector = Field(default_factory=LabelSelector)
     days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
     start: Annotated[time, BeforeValidator(_quoted_time)]
@@ -124,12 +167,13 @@ class MaintenanceWindow(SpecModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not _is_zone(value):
+            shown = value if len(value) <= 60 else value[:57] + "..."
             raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin or UTC"
-            ) from None
+                f"unknown time zone {shown!r}: a zone of the tz database is needed, not a "
+                "region such as Europe, nor localtime (which would make the schedule depend on "
+                "the machine). Fix: use an IANA name such as Europe/Berlin or UTC"
+            )
         return value
 
     @field_validator("duration")
@@ -143,9 +187,9 @@ class MaintenanceWindow(SpecModel):
 class Blackout(SpecModel):
     """Dates when nothing may start (freezes, peak sales, holidays). ``end`` is inclusive."""
 
-    name: str = Field(min_length=1)
-    start: date
-    end: date
+    name: PlainName
+    start: Annotated[date, AfterValidator(_check_date)]
+    end: Annotated[date, AfterValidator(_check_date)]
     reason: str = ""
     clusters: LabelSelector = Field(default_factory=LabelSelector)
 
@@ -158,7 +202,7 @@ class Blackout(SpecModel):
 
 class Approval(SpecModel):
     environment: Literal["development", "test", "staging", "production"]
-    required: int = Field(default=1, ge=1, description="distinct approvers needed")
+    required: int = Field(default=1, ge=1, le=MAX_COUNT, description="distinct approvers needed")
     approvers: list[str] = Field(default_factory=list, description="who may approve; any if empty")
 
 
@@ -166,10 +210,10 @@ class Waiver(SpecModel):
     """Permission to do what a catalog rule forbids, for a reason, until a date."""
 
     rule: Literal["known-bad", "unsupported-runtime", "end-of-life", "removed-api"]
-    component: str = Field(min_length=1, description="etcd, containerd, kubernetes, …")
+    component: ComponentName = Field(description="etcd, containerd, kubernetes, …")
     version: VersionStr | None = None
     reason: str = Field(min_length=10)
-    expires: datetime
+    expires: Annotated[datetime, AfterValidator(check_time)]
     approved_by: str = Field(min_length=1)
 
     def active(self, now: datetime) -> bool:
@@ -211,8 +255,8 @@ class CustomGate(SpecModel):
     ``condition`` is the older name of ``successCondition``. The conditions' syntax is checked
     when the files are loaded (``pitstop.gates.Condition``)."""
 
-    name: str = Field(min_length=1)
-    metric: str = Field(min_length=1)
+    name: PlainName
+    metric: str = Field(min_length=1, max_length=253)
     condition: str | None = Field(
         default=None, min_length=1,
         description="the older name of successCondition: when the value is good")
@@ -223,10 +267,10 @@ class CustomGate(SpecModel):
         default=None, min_length=1, description="when the value is bad, e.g. 'result > 0.05'")
     phases: list[GatePhase] = Field(default_factory=lambda: list(GATE_PHASES))
     interval: Duration = timedelta(seconds=30)
-    count: int = Field(default=3, ge=1)
-    failure_limit: int = Field(default=0, ge=0)
-    inconclusive_limit: int = Field(default=0, ge=0)
-    consecutive_error_limit: int = Field(default=4, ge=0)
+    count: int = Field(default=3, ge=1, le=MAX_GATE_COUNT)
+    failure_limit: int = Field(default=0, ge=0, le=MAX_GATE_COUNT)
+    inconclusive_limit: int = Field(default=0, ge=0, le=MAX_GATE_COUNT)
+    consecutive_error_limit: int = Field(default=4, ge=0, le=MAX_GATE_COUNT)
 
     @model_validator(mode="after")
     def _conditions(self) -> CustomGate:
@@ -260,9 +304,9 @@ class GateTiming(SpecModel):
     Unset fields keep the built-in values (docs/configuration.md)."""
 
     interval: Duration | None = None
-    count: int | None = Field(default=None, ge=1)
-    failure_limit: int | None = Field(default=None, ge=0)
-    consecutive_error_limit: int | None = Field(default=None, ge=0)
+    count: int | None = Field(default=None, ge=1, le=MAX_GATE_COUNT)
+    failure_limit: int | None = Field(default=None, ge=0, le=MAX_GATE_COUNT)
+    consecutive_error_limit: int | None = Field(default=None, ge=0, le=MAX_GATE_COUNT)
 
 
 class UpgradePolicySpec(SpecModel):
@@ -279,7 +323,8 @@ class UpgradePolicySpec(SpecModel):
     gates: list[CustomGate] = Field(default_factory=list, description="custom metric gates")
     gate_timing: dict[BuiltinGateKind, GateTiming] = Field(
         default_factory=dict, description="interval/count/failureLimit of built-in gates")
-    max_parallel_clusters: int = Field(default=0, ge=0, description="across a wave; 0 = no limit")
+    max_parallel_clusters: int = Field(default=0, ge=0, le=MAX_COUNT,
+                                       description="across a wave; 0 = no limit")
 
     @model_validator(mode="after")
     def _unique_waves(self) -> UpgradePolicySpec:

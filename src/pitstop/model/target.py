@@ -7,6 +7,7 @@ Written on the command line (``kubernetes=1.34.2,containerd=2.1.4,etcd=3.5.21``)
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -16,6 +17,7 @@ from pitstop.model.common import API_VERSION, LabelSelector, Metadata, SpecModel
 __all__ = ["UpgradeTarget", "UpgradeTargetSpec", "parse_target_text"]
 
 CORE_COMPONENTS = ("kubernetes", "containerd", "cri-o", "etcd")
+_COMPONENT_RE = re.compile(r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$")
 
 
 class UpgradeTargetSpec(SpecModel):
@@ -28,8 +30,11 @@ class UpgradeTargetSpec(SpecModel):
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not name or not name.replace("-", "").replace("_", "").isalnum():
-                raise ValueError(f"component name {name!r} is not a plain name such as etcd")
+            if not _COMPONENT_RE.match(name) or len(name) > 63:
+                shown = name if len(name) <= 40 else name[:37] + "..."
+                raise ValueError(f"component name {shown!r} is not a plain name such as etcd "
+                                 "(letters, digits, '-', '_' and '.', starting and ending with "
+                                 "a letter or digit, at most 63 characters)")
         return value
 
 
