@@ -68,8 +68,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from tests.k8s.controlplane import ControlPlane, default_version
-from tests.k8s.kubelib import (
+from harness.controlplane import ControlPlane, default_version
+from harness.kube import (
     POOL_LABEL,
     PdbWatch,
     daemonset,

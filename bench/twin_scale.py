@@ -14,13 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from tests.twin.test_twin_scale import _big_fleet
+from harness.fleets import big_fleet
 
 from pitstop.twin import Twin
 
 
 def main() -> None:
-    t = Twin.create(_big_fleet(), seed=3, state_path=Path(tempfile.mkdtemp()) / "big.db")
+    t = Twin.create(big_fleet(), seed=3, state_path=Path(tempfile.mkdtemp()) / "big.db")
     t0 = time.perf_counter()
     obs = t.observe("big")
     cold = time.perf_counter() - t0

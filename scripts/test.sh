@@ -14,7 +14,7 @@ fi
 command -v go >/dev/null || { echo "the tests build Kubernetes from Go modules: install Go (go.dev/doc/install) or put it on PATH" >&2; exit 2; }
 bash scripts/venv.sh
 export PATH="$root/.venv/bin:$PATH"
-echo "== ruff"; ruff check src tests bench
+echo "== ruff"; ruff check src tests bench harness
 echo "== mypy --strict"; mypy
 echo "== import layers"; lint-imports
 echo "== real Kubernetes control plane (hack/k8s/build.sh)"; bash hack/k8s/build.sh

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from harness.controlplane import ControlPlane
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
-from tests.k8s.controlplane import ControlPlane
 from tests.k8s.kubelib import (
     POOL_LABEL,
     PdbWatch,

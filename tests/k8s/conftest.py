@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from harness.controlplane import ControlPlane, default_version
 
-from .controlplane import ControlPlane, default_version
 from .kubelib import Scratch, own_cluster, running
 
 __all__ = ["control_plane", "k8s_version", "own_cluster", "scratch"]

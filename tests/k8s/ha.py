@@ -39,7 +39,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .controlplane import (
+from harness.controlplane import (
     SERVICE_CIDR,
     SERVICE_IP,
     BinariesMissing,

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from tests.runlib import journal
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

@@ -25,11 +25,11 @@ import json
 from pathlib import Path
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from tests.runlib import journal
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from tests.runlib import journal
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

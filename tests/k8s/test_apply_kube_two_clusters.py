@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.controlplane import ControlPlane
 
 from pitstop.config import load_files
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from tests.runlib import journal, only_run
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

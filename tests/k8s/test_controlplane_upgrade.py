@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.controlplane import bin_dir
 
 from pitstop.audit import verify
 from pitstop.backend import OperationState, UpgradeComponent
@@ -33,7 +34,6 @@ from pitstop.kube.controlplane import CommandControlPlaneUpgrader
 from pitstop.model import Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 
-from .controlplane import bin_dir
 from .ha import HaControlPlane, new_ha, run_hook, wait_ready
 from .kubelib import POOL_LABEL, kwok_node, node_ready, running, wait_for
 

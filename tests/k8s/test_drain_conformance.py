@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from pitstop.backend import EvictionResult, PodObservation
 from pitstop.drain import Drainer, DrainOptions, DrainState, DrainStatus
 from pitstop.kube import KubeBackend, KwokNodeUpgrader
 
-from .controlplane import ControlPlane
 from .kubelib import (
     apply,
     bare_pod,

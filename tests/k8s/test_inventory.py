@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.controlplane import REPO_ROOT, ControlPlane, kwok_node_manifest
 
 from pitstop.config import load_files
 from pitstop.kube.connect import connect
@@ -30,8 +31,6 @@ from pitstop.kube.inventory import (
     take_inventory,
 )
 from pitstop.model import ApiObjectRef, Cluster, Fleet
-
-from .controlplane import REPO_ROOT, ControlPlane, kwok_node_manifest
 
 pytestmark = pytest.mark.k8s
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.controlplane import ControlPlane, free_port
 
 from pitstop.backend import (
     Backend,
@@ -27,7 +28,6 @@ from pitstop.kube import KubeBackend, KwokNodeUpgrader, connect
 from pitstop.kube.connect import KubeApi
 from pitstop.kube.inventory import take_inventory
 
-from .controlplane import ControlPlane, free_port
 from .kubelib import (
     POOL_LABEL,
     apply,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from pitstop.backend import AddNode, OperationState, RemoveNode
 from pitstop.catalog import load_catalog
@@ -30,7 +31,6 @@ from pitstop.kube import KubeBackend, KwokNodeUpgrader, pod_readiness_metrics
 from pitstop.model import Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.controlplane import ControlPlane
 
 from pitstop.backend import Backend
 from pitstop.catalog import load_catalog
@@ -57,7 +58,6 @@ from pitstop.planner import make_plan
 from pitstop.planner.plan import Plan
 from pitstop.twin import Twin, TwinTimings
 
-from .controlplane import ControlPlane
 from .kubelib import (
     POOL_LABEL,
     PdbWatch,

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))  # the repository: tests.k8s.controlplane
 sys.path.insert(0, str(HERE.parents[2] / "src"))
 
-from tests.k8s.controlplane import ControlPlane, default_version, kwok_node_manifest  # noqa: E402
+from harness.controlplane import ControlPlane, default_version, kwok_node_manifest  # noqa: E402
 
 from pitstop.kube.connect import connect  # noqa: E402
 from pitstop.kube.parse import pod_requests  # noqa: E402
