@@ -1,6 +1,8 @@
 """Analysis semantics: measurements, metric runs, the run verdict and what to do about it.
 
-Modelled on Argo Rollouts' analysis (``domain-facts.md`` §7), in our own code:
+Modelled on Argo Rollouts' analysis (its AnalysisRun: measurements, metric runs with
+``failureLimit``/``inconclusiveLimit``/``consecutiveErrorLimit``, the worst metric decides), in
+our own code:
 
 * A **measurement** is Successful, Failed, Inconclusive or **Error**. Error means the check
   itself broke (no value, the query raised) and is kept apart from Failed (the system is

@@ -2,8 +2,10 @@
 
 A runtime daemon (containerd, CRI-O, dockerd) can be restarted under running containers: each
 container belongs to a shim process that outlives the daemon, and the restarted daemon
-reconnects to the shims (domain-facts §3). So a runtime patch upgrade is: install the new
-package, restart the daemon, and check that every container is still the same process.
+reconnects to the shims (seen on this project's test hosts: a container keeps its PID across
+an ``apt-get install`` of a newer containerd and a daemon restart, tests/hosts/
+test_containerd.py). So a runtime patch upgrade is: install the new package, restart the
+daemon, and check that every container is still the same process.
 
 The :class:`RuntimeActuator` protocol splits that into calls a backend drives one at a time
 (``Backend.start(UpgradeComponent(target=host, component="containerd", version=V))`` maps to
