@@ -81,7 +81,7 @@ from harness.kube import (
     wait_for,
 )
 
-from pitstop.drain import Drainer, DrainOptions, DrainState
+from pitstop.drain import BackendEvictions, Drainer, DrainOptions, DrainState
 from pitstop.executor.core import admits
 from pitstop.kube import KubeBackend, KwokNodeUpgrader
 
@@ -351,11 +351,13 @@ def pitstop_drains(cp: ControlPlane, nodes: list[str], namespaces: list[str],
                     continue
                 pending.remove(n)
                 backend.cordon(c, n, "bench")
-                active[n] = Drainer(backend, c, n, opts, started=backend.clock.now())
+                active[n] = Drainer(BackendEvictions(backend, c), n, opts,
+                                    started=backend.clock.now())
             if not active and pending:  # the executor always makes progress
                 n = pending.pop(0)
                 backend.cordon(c, n, "bench")
-                active[n] = Drainer(backend, c, n, opts, started=backend.clock.now())
+                active[n] = Drainer(BackendEvictions(backend, c), n, opts,
+                                    started=backend.clock.now())
             max_active = max(max_active, len(active))
             t3 = time.perf_counter()
             admission_s += t3 - t2

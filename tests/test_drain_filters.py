@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.drain import SeenEvictions
+
 from pitstop.backend import PodObservation
 from pitstop.drain import (
     Drainer,
@@ -100,9 +102,9 @@ def _drain(tmp_path: Path, workloads: list[dict[str, Any]], pdbs: list[dict[str,
         before.setdefault(p.labels["app"], []).append(p.key)
     t.cordon(C, "n0", "drain test")
     hooks: list[str] = []  # "evict <pod>" before each call, "<answer> <pod>" after it
-    d = Drainer(t, C, "n0", DrainOptions(timeout_s=timeout_s, **opts), started=t.clock.now(),
-                on_evict=lambda p, how: hooks.append(f"{how} {p.key}"),
-                on_evicted=lambda p, answer: hooks.append(f"{answer} {p.key}"))
+    seen = SeenEvictions(t, C, before=lambda p, how: hooks.append(f"{how} {p.key}"),
+                         after=lambda p, answer: hooks.append(f"{answer} {p.key}"))
+    d = Drainer(seen, "n0", DrainOptions(timeout_s=timeout_s, **opts), started=t.clock.now())
     for _ in range(int(timeout_s) + 60):
         if d.advance(t.observe(C)).state is not DrainState.RUNNING:
             break
@@ -121,11 +123,20 @@ def _evict_calls(t: Twin) -> list[TwinEvent]:
 
 def _announced_before_each_call(t: Twin, hooks: list[str]) -> None:
     calls = _evict_calls(t)
-    assert [h for h in hooks if h.startswith("evict ")] == [f"evict {e.subject}" for e in calls]
-    # the hooks alternate: every call announced before it is made, answered after it
-    assert [h.split(" ")[0] for h in hooks[::2]] == ["evict"] * len(calls)
-    assert [h.split(" ")[1] for h in hooks[1::2]] == [e.subject for e in calls]
-    assert [h.split(" ")[0] for h in hooks[1::2]] == [e.detail for e in calls]
+    asked = [h for h in hooks if h.startswith("evict ")]
+    answered = [h for h in hooks if not h.startswith("evict ")]
+    assert asked == [f"evict {e.subject}" for e in calls]
+    assert [h.split(" ")[1] for h in answered] == [e.subject for e in calls]
+    assert [h.split(" ")[0] for h in answered] == [e.detail for e in calls]
+    # every call announced before it is made (a round's announcements first), answered after
+    pending: dict[str, int] = {}
+    for h in hooks:
+        what, pod = h.split(" ")
+        if what == "evict":
+            pending[pod] = pending.get(pod, 0) + 1
+        else:
+            assert pending.get(pod), f"{pod} answered before it was asked: {hooks}"
+            pending[pod] -= 1
 
 
 OVERLAP = [pdb("web-a", "web", maxUnavailable=1), pdb("web-b", "web", maxUnavailable=1)]

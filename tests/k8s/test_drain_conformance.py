@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from harness.controlplane import ControlPlane
+from harness.drain import SeenEvictions
 
 from pitstop.backend import EvictionResult, PodObservation
 from pitstop.drain import Drainer, DrainOptions, DrainState, DrainStatus
@@ -286,10 +287,11 @@ def test_pitstop_drain_matches_kubectl_drain(control_plane: ControlPlane, scratc
     for c in CASES:
         node = placed[(c.name, "p")][1]
         backend.cordon(backend.cluster, node, "conformance")
-        drainers[c.name] = Drainer(backend, backend.cluster, node, DrainOptions(
-            ignore_daemonsets=IGN in c.flags, delete_empty_dir_data=EMPTY in c.flags,
-            force=FORCE in c.flags, timeout_s=TIMEOUT_S), started=backend.clock.now(),
-            on_evicted=on_evicted(c.name))
+        drainers[c.name] = Drainer(
+            SeenEvictions(backend, backend.cluster, after=on_evicted(c.name)), node,
+            DrainOptions(ignore_daemonsets=IGN in c.flags, delete_empty_dir_data=EMPTY in c.flags,
+                         force=FORCE in c.flags, timeout_s=TIMEOUT_S),
+            started=backend.clock.now())
     start = time.monotonic()
     deadline = start + TIMEOUT_S + 15
     late = [f"dc-{c.name}-{s}-b" for c in CASES for s in "kp" if c.landing_late]

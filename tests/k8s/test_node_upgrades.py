@@ -23,7 +23,7 @@ from harness.controlplane import ControlPlane
 
 from pitstop.backend import AddNode, OperationState, RemoveNode
 from pitstop.catalog import load_catalog
-from pitstop.drain import Drainer, DrainOptions, DrainState
+from pitstop.drain import BackendEvictions, Drainer, DrainOptions, DrainState
 from pitstop.executor.core import Executor
 from pitstop.executor.nodes import CORDON_ANNOTATION
 from pitstop.executor.run import create_run
@@ -176,7 +176,8 @@ def test_replace_pool_adds_drains_and_removes(control_plane: ControlPlane, scrat
             finish(f"replace/{new}", add)
             assert backend.start(c, f"replace/{new}", add).state is OperationState.SUCCEEDED
             backend.cordon(c, node, "replace")
-            drainer = Drainer(backend, c, node, DrainOptions(timeout_s=120, retry_interval_s=2),
+            drainer = Drainer(BackendEvictions(backend, c), node,
+                              DrainOptions(timeout_s=120, retry_interval_s=2),
                               started=backend.clock.now())
             while drainer.advance(backend.observe(c)).state is DrainState.RUNNING:
                 time.sleep(0.5)

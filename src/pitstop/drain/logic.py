@@ -60,19 +60,77 @@ force-deletes unless the policy says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from pitstop.backend import (
     Backend,
+    Clock,
     ClusterObservation,
     EvictionResult,
     PdbObservation,
     PodObservation,
     call_concurrency,
 )
+
+Answer = EvictionResult | BaseException
+"""What one eviction call gave: the API's answer, or the error the call raised."""
+
+
+class Evictions(Protocol):
+    """How a drain asks for evictions: all of a round's pods at once, the answers in the same
+    order. The executor's implementation journals every call before it is made and its answer
+    after (:class:`pitstop.executor.effects.Effects`); :class:`BackendEvictions` only calls."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def evict_all(self, pods: Sequence[PodObservation], *, delete: bool) -> list[Answer]: ...
+
+
+def call_all(backend: Backend, cluster: str, pods: Sequence[PodObservation], *,
+             delete: bool) -> list[Answer]:
+    """Ask for every pod's eviction (``delete``: a DELETE that bypasses PDBs), one at a time,
+    or — when the backend takes concurrent calls (``concurrent_calls``, as a real API server
+    does and ``kubectl drain`` uses) — at once; each answer, or the error its call raised."""
+
+    def call(pod: PodObservation) -> EvictionResult:
+        if delete:
+            backend.delete_pod(cluster, pod.namespace, pod.name, pod.uid)
+            return EvictionResult.EVICTED
+        return backend.evict(cluster, pod.namespace, pod.name, pod.uid)
+
+    width = min(len(pods), call_concurrency(backend))
+    if width <= 1:
+        out: list[Answer] = []
+        for pod in pods:
+            try:
+                out.append(call(pod))
+            except Exception as exc:  # recorded with the others, then raised by the drain
+                out.append(exc)
+        return out
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="evict") as pool:
+        futures: list[Future[EvictionResult]] = [pool.submit(call, pod) for pod in pods]
+    return [f.exception() or f.result() for f in futures]
+
+
+@dataclass
+class BackendEvictions:
+    """Evictions straight through a backend, recorded nowhere: for drains outside a run (the
+    conformance tests, the benchmarks). A run's drains go through the journal instead."""
+
+    backend: Backend
+    cluster: str
+
+    @property
+    def clock(self) -> Clock:
+        return self.backend.clock
+
+    def evict_all(self, pods: Sequence[PodObservation], *, delete: bool) -> list[Answer]:
+        return call_all(self.backend, self.cluster, pods, delete=delete)
 
 __all__ = ["DrainError", "DrainErrorKind", "DrainOptions", "DrainState", "DrainStatus",
            "Drainer", "FilterResult", "filter_pods", "pdbs_selecting"]
@@ -201,16 +259,12 @@ class _PodTrack:
 @dataclass
 class Drainer:
     """One node's drain. Call :meth:`advance` with a fresh observation until it is not
-    RUNNING. ``on_evict`` is called *before* each eviction or deletion (the executor journals
-    the intent there) and ``on_evicted`` after each answer."""
+    RUNNING. Every eviction goes through ``evictions`` (:class:`Evictions`)."""
 
-    backend: Backend
-    cluster: str
+    evictions: Evictions
     node: str
     options: DrainOptions
     started: float
-    on_evict: Callable[[PodObservation, str], None] | None = None
-    on_evicted: Callable[[PodObservation, EvictionResult], None] | None = None
     _tracks: dict[str, _PodTrack] = field(default_factory=dict)
     _errors: list[DrainError] = field(default_factory=list)  # eviction errors, as they came
     _evicted: list[str] = field(default_factory=list)
@@ -220,7 +274,7 @@ class Drainer:
     def advance(self, obs: ClusterObservation) -> DrainStatus:
         if self.status.state is not DrainState.RUNNING:
             return self.status
-        now = self.backend.clock.now()
+        now = self.evictions.clock.now()
         result = filter_pods(obs.pods_on(self.node), self.options)
         if self._warnings is None:
             self._warnings = [f"{p}: {why}" for p, why in result.warnings]
@@ -306,46 +360,24 @@ class Drainer:
     # -- evictions ---------------------------------------------------------------------------
     def _evict_all(self, obs: ClusterObservation,
                    due: list[tuple[PodObservation, _PodTrack]], now: float) -> None:
-        """Ask for every due eviction: one at a time, or — when the backend takes concurrent
-        calls (``concurrent_calls``, as a real API server does and ``kubectl drain`` uses) —
-        at once: every intent is announced (journaled) first, then the calls go out together,
-        then every answer is recorded in order. One pod's refusal stops no other eviction. If
-        calls raise, the answers that came back are recorded, then the first error is
-        raised."""
-        how = "delete" if self.options.disable_eviction else "evict"
-        width = min(len(due), call_concurrency(self.backend))
-        if width <= 1:
-            for pod, track in due:
-                if self.on_evict is not None:
-                    self.on_evict(pod, how)
-                self._answer(obs, pod, track, self._call(pod), now)
+        """Ask for every due eviction at once (:class:`Evictions`), then take every answer in
+        order. One pod's refusal stops no other eviction. If calls raise, the answers that
+        came back are taken, then the first error is raised."""
+        if not due:
             return
-        for pod, _ in due:
-            if self.on_evict is not None:
-                self.on_evict(pod, how)
-        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="evict") as pool:
-            futures: list[Future[EvictionResult]] = [pool.submit(self._call, pod)
-                                                     for pod, _ in due]
+        answers = self.evictions.evict_all([pod for pod, _ in due],
+                                           delete=self.options.disable_eviction)
         failure: BaseException | None = None
-        for (pod, track), future in zip(due, futures, strict=True):
-            error = future.exception()
-            if error is not None:
-                failure = failure or error
+        for (pod, track), answer in zip(due, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = failure or answer
                 continue
-            self._answer(obs, pod, track, future.result(), now)
+            self._answer(obs, pod, track, answer, now)
         if failure is not None:
             raise failure
 
-    def _call(self, pod: PodObservation) -> EvictionResult:
-        if self.options.disable_eviction:
-            self.backend.delete_pod(self.cluster, pod.namespace, pod.name, pod.uid)
-            return EvictionResult.EVICTED
-        return self.backend.evict(self.cluster, pod.namespace, pod.name, pod.uid)
-
     def _answer(self, obs: ClusterObservation, pod: PodObservation, track: _PodTrack,
                 answer: EvictionResult, now: float) -> None:
-        if self.on_evicted is not None:
-            self.on_evicted(pod, answer)
         track.attempts += 1
         if answer is EvictionResult.EVICTED:
             track.requested = True

@@ -18,8 +18,7 @@ first one began and the journal keeps one row per operation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,8 +31,8 @@ from pitstop.backend import (
     HealthSignals,
     Operation,
     PodObservation,
-    call_concurrency,
 )
+from pitstop.drain import Answer, Evictions, call_all
 from pitstop.executor.vocabulary import Act
 from pitstop.store import RunStore
 
@@ -51,6 +50,23 @@ class FleetView(Protocol):
     def health(self, cluster: str) -> HealthSignals: ...
 
     def poll(self, cluster: str, key: str) -> Operation: ...
+
+
+@dataclass
+class _JournaledEvictions:
+    effects: Effects
+    step_id: str
+    cluster: str
+    node: str
+    refused_by: Callable[[PodObservation], Sequence[str]] | None
+
+    @property
+    def clock(self) -> Clock:
+        return self.effects.clock
+
+    def evict_all(self, pods: Sequence[PodObservation], *, delete: bool) -> list[Answer]:
+        return self.effects.evict_all(self.step_id, self.cluster, self.node, pods,
+                                      delete=delete, refused_by=self.refused_by)
 
 
 @dataclass
@@ -107,37 +123,34 @@ class Effects:
     # -- evictions --------------------------------------------------------------------------
     def evict_all(self, step_id: str, cluster: str, node: str,
                   pods: Sequence[PodObservation], *, delete: bool = False,
-                  refused_by: Any = None) -> list[EvictionResult]:
+                  refused_by: Callable[[PodObservation], Sequence[str]] | None = None
+                  ) -> list[Answer]:
         """Ask for every pod's eviction (or deletion, ``delete``: bypasses PDBs; only a drain
         the policy forces does it). Every intent is journaled first; then the calls go out —
-        at once when the backend takes concurrent calls, as ``kubectl drain`` sends them —
-        then every answer is journaled in order. ``refused_by(pod)`` names the budgets a
-        refusal came from (kept with the answer: the report's drain stalls name them)."""
+        at once when the backend takes concurrent calls, as ``kubectl drain`` sends them
+        (:func:`pitstop.drain.call_all`) — then every answer is journaled in order; a call
+        that raised leaves its intent open (settled by observation on resume).
+        ``refused_by(pod)`` names the budgets a refusal came from (kept with the answer: the
+        report's drain stalls name them)."""
         how = "delete" if delete else "evict"
         seqs = [self._intent(step_id, Act.EVICT, node, {"pod": p.key, "uid": p.uid, "how": how})
                 for p in pods]
-
-        def call(p: PodObservation) -> EvictionResult:
-            if delete:
-                self.backend.delete_pod(cluster, p.namespace, p.name, p.uid)
-                return EvictionResult.EVICTED
-            return self.backend.evict(cluster, p.namespace, p.name, p.uid)
-
-        width = min(len(pods), call_concurrency(self.backend))
-        if width <= 1:
-            answers = []
-            for p in pods:
-                answers.append(call(p))
-        else:
-            with ThreadPoolExecutor(max_workers=width, thread_name_prefix="evict") as pool:
-                answers = list(pool.map(call, pods))
+        answers = call_all(self.backend, cluster, pods, delete=delete)
         for seq, p, answer in zip(seqs, pods, answers, strict=True):
+            if isinstance(answer, BaseException):
+                continue
             detail: dict[str, Any] = {"pod": p.key}
             if refused_by is not None and answer in (EvictionResult.BUDGET_EXHAUSTED,
                                                      EvictionResult.MULTIPLE_PDBS):
                 detail["pdbs"] = list(refused_by(p))
             self._outcome(seq, str(answer), detail)
         return answers
+
+    def evictions(self, step_id: str, cluster: str, node: str,
+                  refused_by: Callable[[PodObservation], Sequence[str]] | None = None
+                  ) -> Evictions:
+        """The drain's way to evict the pods of ``node``, journaled (:meth:`evict_all`)."""
+        return _JournaledEvictions(self, step_id, cluster, node, refused_by)
 
     def settle_eviction(self, seq: int, accepted: bool, observed: str) -> None:
         """An eviction journaled before a crash without an answer, settled by observation."""

@@ -19,11 +19,9 @@ from enum import StrEnum
 from pitstop.backend import (
     AddNode,
     ClusterObservation,
-    EvictionResult,
     NodeObservation,
     OperationState,
     PdbObservation,
-    PodObservation,
     RemoveNode,
     UpgradeComponent,
 )
@@ -124,9 +122,11 @@ class NodeJob:
             self.state = JobState.UPGRADE
 
     def _new_drainer(self, options: DrainOptions) -> Drainer:
-        return Drainer(self.effects.backend, self.ctx.cluster, self.node, options,
-                       started=self.ctx.now(), on_evict=self._on_evict,
-                       on_evicted=self._on_evicted)
+        evictions = self.effects.evictions(
+            self.ctx.step_id, self.ctx.cluster, self.node,
+            # which budgets said no: the report's drain stalls name them
+            lambda pod: [b.key for b in pdbs_selecting(pod, self._pdbs)])
+        return Drainer(evictions, self.node, options, started=self.ctx.now())
 
     # -- the machine -----------------------------------------------------------------------
     def advance(self, obs: ClusterObservation) -> JobState:
@@ -232,21 +232,7 @@ class NodeJob:
         self._upgraded_at = self.ctx.now()
         return True
 
-    # -- evictions, journaled --------------------------------------------------------------
-    def _on_evict(self, pod: PodObservation, how: str) -> None:
-        self._open_evictions[pod.uid] = self.effects.journal.intent(
-            self.ctx.step_id, Act.EVICT, self.node, {"pod": pod.key, "uid": pod.uid, "how": how},
-            self.ctx.now())
-
-    def _on_evicted(self, pod: PodObservation, answer: EvictionResult) -> None:
-        seq = self._open_evictions.pop(pod.uid, None)
-        if seq is not None:
-            detail: dict[str, object] = {"pod": pod.key}
-            if answer in (EvictionResult.BUDGET_EXHAUSTED, EvictionResult.MULTIPLE_PDBS):
-                # which budgets said no: the report's drain stalls name them
-                detail["pdbs"] = [b.key for b in pdbs_selecting(pod, self._pdbs)]
-            self.effects.journal.outcome(seq, str(answer), detail, self.ctx.now())
-
+    # -- evictions journaled before a restart ----------------------------------------------
     def _settle_open_evictions(self, obs: ClusterObservation) -> None:
         """An eviction journaled before a crash without an answer: if the pod is gone or
         deleting, it was accepted; if it is there and not deleting, it was not (the drain will
