@@ -429,7 +429,9 @@ def test_approve_and_audit_verify_as_documents(runs_dir: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout) == {"format": "pitstop.dev/v1alpha1/Approval",
                                         "runId": Path(run).name, "step": step,
-                                        "approver": "sre-leads", "approvals": ["sre-leads"]}
+                                        "approver": "sre-leads", "approvals": ["sre-leads"],
+                                        "required": 2,
+                                        "approvers": ["change-board", "sre-leads"]}
     r = pitstop("audit", "verify", Path(run).name[-6:], "--runs-dir", str(runs_dir), "-o",
                 "json")
     doc = json.loads(r.stdout)
@@ -665,8 +667,9 @@ def test_apply_names_the_contexts_and_the_hosts(tmp_path: Path) -> None:
     r = pitstop("apply", "-f", str(tmp_path / "lab.yaml"), "-f", str(tmp_path / "hosts.yaml"),
                 "--target", "containerd=1.6.20~ds1-1+deb12u3", "--backend", "hosts",
                 "--runs-dir", str(runs), stdin="n\n")
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 2, r.stdout + r.stderr  # its SSH key does not exist: no question
     assert "on 2 host(s) over SSH: node-a (10.0.0.7), node-b (10.0.0.8)" in r.stderr, r.stderr
+    assert "/etc/pitstop/id does not exist" in r.stderr and "Go ahead?" not in r.stderr
 
 
 def test_progress_off_a_terminal_is_a_line_per_step_on_stderr(tmp_path: Path) -> None:

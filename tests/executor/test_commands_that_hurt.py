@@ -169,7 +169,7 @@ def test_approve_refuses_a_name_off_the_list_and_a_step_that_needs_none(tmp_path
         {"environment": "staging", "required": 2, "approvers": ["sre-leads", "change-board"]}]}}
     r = pitstop("apply", *_files(tmp_path / "in", SMALL, policy), "-y", "--runs-dir",
                 str(tmp_path / "runs"), "--now", NOW)
-    assert r.returncode == 1 and "waits for 2 approval(s)" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 4 and "waits for 2 approval(s)" in r.stdout, r.stdout + r.stderr
     run = only_run(tmp_path / "runs")
     first = "c1/001-apiserver-cp-0-1.36.5"
     off = pitstop("approve", str(run), "--step", first, "--as", "mallory")
@@ -189,6 +189,6 @@ def test_apply_names_the_backend_and_says_rehearsal_for_the_twin(tmp_path: Path)
     r = pitstop("apply", *_files(tmp_path / "in"), "--runs-dir", str(tmp_path / "runs"),
                 "--now", NOW, stdin="n\n")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "on the twin (a rehearsal in virtual time" in r.stdout, r.stdout
-    assert "c1" in r.stdout and "go ahead?" in r.stdout
+    assert "apply 4 steps to 1 cluster(s) on the twin: a rehearsal on a simulated copy" in \
+        r.stderr and "(c1)" in r.stderr and "Go ahead? [y/N]" in r.stderr, r.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

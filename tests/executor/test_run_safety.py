@@ -142,7 +142,7 @@ def _nodes(run: Path) -> dict[str, tuple[str, str, bool, bool]]:
 # -- edited run files ----------------------------------------------------------------------
 
 def test_an_approval_removed_from_the_plan_is_refused(tmp_path: Path) -> None:
-    run = _apply(tmp_path, policy=PROD_POLICY, expect=1)  # paused for approvals
+    run = _apply(tmp_path, policy=PROD_POLICY, expect=4)  # paused for approvals
     plan = json.loads((run / "plan.json").read_text())
     assert plan["steps"][0]["requiresApproval"] is True
     plan["steps"][0]["requiresApproval"] = False

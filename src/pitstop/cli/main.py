@@ -648,10 +648,11 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
                          node_upgrader=node_upgrader, node_command=node_command,
                          node_verify_timeout_s=node_verify_timeout,
                          control_plane_command=cp_command, control_plane_addresses=cp_addresses)
-    # every check the backend makes comes first: nothing to ask about when it refuses, and
-    # nothing is made before the answer
+    # what it would act on, then every check the backend makes: no question when it refuses,
+    # and nothing is made before the answer
+    if plan_.steps and not (backend_kind in ("hosts", "hosts+kube") and cfg.hosts is None):
+        _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
     prepared = prepare(backend_kind, cfg, plan_, options)
-    _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
     if not yes and not click.confirm("Go ahead?", err=True):
         sys.exit(EXIT_BLOCKED)
     from pitstop.catalog import load_catalog
