@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: static checks (ruff, mypy --strict, import layers), the real Kubernetes
-# control plane the tests run against (built from Go modules into a cache outside the repo,
-# keyed by version: about 10 minutes cold, about a second when cached), then pytest.
+# The whole test suite: static checks (ruff, mypy --strict, import layers), then pytest in two
+# streams at once on the machine's two cores:
+#
+#   stream 1  the real Kubernetes control plane the tests run against (hack/k8s/build.sh: built
+#             from Go modules into a cache outside the repo, keyed by version — about 20
+#             minutes cold, about a second when cached), then the tests that need it
+#             (tests/k8s, and the hosts that are nodes of a cluster);
+#   stream 2  everything else, from the start (the planner, the twin, the executor and its
+#             crash tests, the command line, the real-host tests under tests/hosts).
+#
+# The streams share nothing: stream 1's tests start their own control planes on free loopback
+# ports; only stream 2 installs and removes Debian packages (tests/hosts). Each stream's output
+# is printed when both have ended; the command fails if either failed.
 # Installs what it needs on a fresh machine: apt packages, the Go-built binaries, a venv.
+# Options are passed to both pytest runs (e.g. -x, -k NAME, --durations=20).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
+# the report test drives Debian's chromium; installed here, before the streams, so that no
+# two apt-get runs meet
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -17,5 +31,26 @@ export PATH="$root/.venv/bin:$PATH"
 echo "== ruff"; ruff check src tests bench harness
 echo "== mypy --strict"; mypy
 echo "== import layers"; lint-imports
-echo "== real Kubernetes control plane (hack/k8s/build.sh)"; bash hack/k8s/build.sh
-echo "== pytest"; pytest -q -p no:cacheprovider "$@"
+
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+start=$(date +%s)
+on_cluster=(tests/k8s tests/hosts/test_apply_hosts_on_nodes.py)
+(
+  echo "== real Kubernetes control plane (hack/k8s/build.sh)"
+  bash hack/k8s/build.sh
+  echo "== pytest: the tests on a real control plane"
+  pytest -q -p no:cacheprovider "${on_cluster[@]}" "$@"
+) >"$logs/cluster.log" 2>&1 &
+cluster=$!
+(
+  echo "== pytest: everything else"
+  pytest -q -p no:cacheprovider --ignore=tests/k8s \
+    --ignore=tests/hosts/test_apply_hosts_on_nodes.py "$@"
+) >"$logs/rest.log" 2>&1 &
+rest=$!
+rc_cluster=0; wait "$cluster" || rc_cluster=$?
+rc_rest=0; wait "$rest" || rc_rest=$?
+cat "$logs/cluster.log" "$logs/rest.log"
+echo "== both streams ended after $(( $(date +%s) - start ))s (control plane and its tests: exit $rc_cluster; everything else: exit $rc_rest)"
+[ "$rc_cluster" -eq 0 ] && [ "$rc_rest" -eq 0 ]
