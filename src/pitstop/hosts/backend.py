@@ -178,6 +178,7 @@ from pitstop.model import (
     VerifyCommand,
 )
 from pitstop.planner import Plan
+from pitstop.planner.plan import StepAction, Strategy
 from pitstop.redact import REDACTED, Json, Redactor, redact_text
 from pitstop.store import OpEvent, OpRecord, SqliteOperationStore, owner_alive, process_identity
 
@@ -231,8 +232,8 @@ def plan_problems(inventory: HostInventory, plan: Plan) -> list[str]:
         if inv is None:
             out.append(f"{s.id}: cluster {s.cluster} is not in the HostInventory")
             continue
-        if s.action == "upgrade-nodes":
-            if s.strategy == "replace":
+        if s.action is StepAction.UPGRADE_NODES:
+            if s.strategy is Strategy.REPLACE:
                 out.append(f"{s.id}: the replace strategy needs a provider backend to add "
                            "nodes; hosts are upgraded in place (set the pool's strategy to "
                            "in-place)")
@@ -245,11 +246,11 @@ def plan_problems(inventory: HostInventory, plan: Plan) -> list[str]:
             if missing:
                 out.append(f"{s.id}: node(s) {', '.join(missing)} are not in the HostInventory "
                            f"of cluster {s.cluster}")
-        elif s.action in ("etcd-snapshot", "upgrade-etcd-member"):
+        elif s.action in (StepAction.ETCD_SNAPSHOT, StepAction.UPGRADE_ETCD_MEMBER):
             if inv.etcd is None:
                 out.append(f"{s.id}: cluster {s.cluster} has no etcd section in the "
                            "HostInventory")
-            elif s.action == "upgrade-etcd-member":
+            elif s.action is StepAction.UPGRADE_ETCD_MEMBER:
                 names = {m.name for m in inv.etcd.members}
                 missing = [t for t in s.targets if t not in names]
                 if missing:
@@ -291,8 +292,8 @@ def etcd_access_problems(inventory: HostInventory, plan: Plan, source: str = "-f
     write, no member touched). A TLS failure names the file (``source``), the field and the
     fix; a member that is merely down is left to the run's gates."""
     out: list[ConfigProblem] = []
-    clusters = {s.cluster for s in plan.steps if s.action in ("etcd-snapshot",
-                                                               "upgrade-etcd-member")}
+    clusters = {s.cluster for s in plan.steps if s.action in (StepAction.ETCD_SNAPSHOT,
+                                                               StepAction.UPGRADE_ETCD_MEMBER)}
     for i, c in enumerate(inventory.spec.clusters):
         if c.name not in clusters or c.etcd is None:
             continue

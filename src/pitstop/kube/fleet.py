@@ -47,6 +47,7 @@ from pitstop.kube.parse import DEFAULT_POOL_LABELS
 from pitstop.kube.upgrade import NODE_COMPONENTS, KwokNodeUpgrader, NodeUpgrader
 from pitstop.model import Cluster, Fleet
 from pitstop.planner import Plan
+from pitstop.planner.plan import StepAction, Strategy
 
 __all__ = ["KWOK_ANNOTATION", "NODE_UPGRADERS", "KubeFleet", "KubeFleetSpec", "make_node_upgrader",
            "not_kwok_nodes", "pair_contexts", "plan_problems", "stale_versions",
@@ -118,8 +119,9 @@ def not_kwok_nodes(backend: KubeBackend, cluster: str, nodes: Sequence[str]) -> 
     return sorted(out)
 
 
-CONTROL_PLANE_ACTIONS = frozenset({"upgrade-apiserver", "upgrade-controller-manager",
-                                   "upgrade-scheduler"})
+CONTROL_PLANE_ACTIONS = frozenset({StepAction.UPGRADE_APISERVER,
+                                   StepAction.UPGRADE_CONTROLLER_MANAGER,
+                                   StepAction.UPGRADE_SCHEDULER})
 
 
 def plan_problems(plan: Plan, clusters: Sequence[str], *,
@@ -132,7 +134,7 @@ def plan_problems(plan: Plan, clusters: Sequence[str], *,
         if s.cluster not in clusters:
             out.append(f"{s.id}: cluster {s.cluster} is paired with no kubeconfig context "
                        f"(pass --context {s.cluster}=CONTEXT)")
-        elif s.action == "upgrade-nodes":
+        elif s.action is StepAction.UPGRADE_NODES:
             other = sorted({c.component for c in s.changes} - NODE_COMPONENTS)
             if other:
                 out.append(f"{s.id}: {', '.join(other)} is not a node component")
@@ -158,7 +160,7 @@ def upgrader_problems(plan: Plan, node_upgrader: str) -> list[str]:
             "machines: --node-upgrader command upgrades existing nodes in place only. Fix: "
             "set strategy: in-place for that pool in the UpgradePolicy, or replace its nodes "
             "with your provider's tooling" for s in plan.steps
-            if s.action == "upgrade-nodes" and s.strategy == "replace"]
+            if s.action is StepAction.UPGRADE_NODES and s.strategy is Strategy.REPLACE]
 
 
 def make_node_upgrader(kind: str, *, command: Sequence[str] = (),

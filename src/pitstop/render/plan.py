@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pitstop.model.common import format_duration
+from pitstop.planner.plan import StepAction
 from pitstop.render.safe import markup, visible
 from pitstop.render.table import Cell, print_table
 
@@ -45,7 +46,7 @@ def change_chains(step: Step) -> list[str]:
     move through the same versions share a chain (``kubelet, kube-proxy 1.34.12 → 1.36.5``);
     every component is named. The interleaving (which hop comes when) is in ``explain``."""
     if not step.changes:
-        if step.action == "etcd-snapshot":
+        if step.action is StepAction.ETCD_SNAPSHOT:
             return [f"snapshot of {step.component} {step.to_version}"]
         if step.from_version == step.to_version:
             return [f"{step.component} {step.to_version}"]
@@ -81,7 +82,7 @@ def change_order(step: Step) -> str:
 
 def how_text(step: Step, required: dict[str, int]) -> str:
     """The strategy, batch size, surge, canary and approval of a step, in a few words."""
-    how = step.strategy or ("snapshot" if step.action == "etcd-snapshot" else "—")
+    how = step.strategy or ("snapshot" if step.action is StepAction.ETCD_SNAPSHOT else "—")
     if len(step.targets) > 1:
         how += f", {step.batch_size} at a time"
     if step.surge:
