@@ -21,6 +21,7 @@ from pitstop.catalog import load_catalog
 from pitstop.cli.runs import describe_stalls, execute, report_data, start_run
 from pitstop.config import load_documents
 from pitstop.executor.approvals import approve_step
+from pitstop.executor.vocabulary import RunStatus
 from pitstop.model import FaultScenario, Fleet, UpgradePolicy, UpgradeTarget
 from pitstop.planner import make_plan
 from pitstop.render.runs import split_rollbacks
@@ -94,7 +95,7 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
         say("   " + markup(line))
     stories.append({"title": "2. Rehearsal with an injected canary failure: automatic rollback",
                     "lines": lines})
-    ok &= r1.status == "rolled-back"
+    ok &= r1.status is RunStatus.ROLLED_BACK
     write_report(run1.path / "report.html", report_data(run1, twin1, r1,
                                                         title="pitstop demo — canary failure"))
 
@@ -107,7 +108,7 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     twin2.subscribe(lambda: violations.extend(twin2.check_invariants()))
     r2 = execute(run2, twin2)
     approvals: list[str] = []
-    while r2.status == "paused" and "approval" in r2.reason:
+    while r2.status is RunStatus.PAUSED and "approval" in r2.reason:
         # production waits for its approvers; the demo plays the change board
         waiting = next(st for st in run2.journal.steps() if st.status == "pending"
                        and any(p.id == st.step_id and p.requires_approval
@@ -136,7 +137,7 @@ def run_demo(runs_dir: Path, say: Callable[[str], None], seed: int = 7) -> tuple
     for line in lines:
         say("   " + markup(line))
     stories.append({"title": "3. Clean rehearsal after the fix", "lines": lines})
-    ok &= r2.status == "completed" and not violations
+    ok &= r2.status is RunStatus.COMPLETED and not violations
     data["stories"] = stories
     report = write_report(run2.path / "report.html", data)
     say(f"\n[bold]4. Report[/] — {markup(report)}  (the fault run's report: "

@@ -36,6 +36,7 @@ EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_PAUSED, EXIT_ROLLED_BACK, EXIT_ABORTED, EXIT_FAILED = 4, 5, 6, 7
 # how a run ended → the exit code of the command that ran it (rehearse, apply, resume,
 # status --watch); any other status (a run that is not over, an unknown one) is 1
+# (keys are RunStatus values: pitstop.executor.vocabulary, not imported here to keep --help fast)
 EXIT_FOR_STATUS = {"completed": EXIT_OK, "paused": EXIT_PAUSED, "rolled-back": EXIT_ROLLED_BACK,
                    "aborted": EXIT_ABORTED, "failed": EXIT_FAILED}
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pitstop.executor.vocabulary import RunStatus
+
 __all__ = ["DEFAULT_RUNS_DIRS", "FINAL_STATUSES", "RunInfo", "RunRefError", "audit_times",
            "backend_summary", "backend_text", "hosts_of", "list_runs", "read_run_info",
            "resolve_run", "runs_under", "short_time"]
 
 DEFAULT_RUNS_DIRS = (".pitstop/runs", ".pitstop/demo")  # `apply`/`rehearse`, and `demo`
-FINAL_STATUSES = ("completed", "rolled-back", "aborted", "failed")  # the run will not go on
+FINAL_STATUSES = tuple(s.value for s in RunStatus if s.final)  # the run will not go on
 
 
 class RunRefError(ValueError):
@@ -122,7 +124,7 @@ def audit_times(path: Path) -> tuple[str | None, str | None]:
                     if first is None:
                         first = str(rec.get("time") or "") or None
                     if str(rec.get("action", "")).removeprefix("run-") in (
-                            *FINAL_STATUSES, "paused"):
+                            *FINAL_STATUSES, RunStatus.PAUSED):
                         last_end = str(rec.get("time") or "") or None
     except OSError:
         return None, None

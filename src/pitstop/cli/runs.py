@@ -16,6 +16,7 @@ from pitstop.errors import ConfigError, ConfigProblem, RunRefused
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.integrity import acting
 from pitstop.executor.run import RunDir, create_run, open_run, private_umask
+from pitstop.executor.vocabulary import RunStatus
 from pitstop.kinds import Prepared, RunOptions, kind
 from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
@@ -144,7 +145,8 @@ def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, titl
                 refusals += 1
     for bar in nodes.values():
         if bar["end"] is None:
-            bar["outcome"] = "failed" if result and result.status != "completed" else "running"
+            bar["outcome"] = ("failed" if result and result.status is not RunStatus.COMPLETED
+                              else "running")
     twin = backend if isinstance(backend, Twin) else None
     availability = twin.availability() if twin is not None else {}
     floors = twin.pdb_floors() if twin is not None else {}
