@@ -178,7 +178,7 @@ def test_runtime_on_the_host_drain_through_the_api(at_start: Estate, own_cluster
     run = only_run(runs)
     kinds = [k for (k,) in journal(run, "SELECT kind FROM actions ORDER BY seq")]
     assert kinds.index("cordon") < kinds.index("evict") < kinds.index("upgrade")
-    assert kinds[-1] == "node-done"
+    assert kinds[-2:] == ["node-done", "final-check"]  # the fleet checked at the end
     evicted = journal(run, "SELECT outcome FROM actions WHERE kind = 'evict'")
     assert sum(1 for (o,) in evicted if o in ("evicted", "settled-accepted")) == 3
     log = [e.kind for e in events(run)]
