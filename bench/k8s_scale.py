@@ -4,7 +4,7 @@ kube-controller-manager, kube-scheduler, kwok) with 1,000 kwok nodes and 10,000 
     .venv/bin/python bench/k8s_scale.py                                        # full scale
     .venv/bin/python bench/k8s_scale.py --nodes 100 --pods 1000 --drain-nodes 10   # quicker
 
-Set-up: ``tests/k8s/controlplane.py``'s ControlPlane with its own flags (nothing tuned: the
+Set-up: ``harness/controlplane.py``'s ControlPlane with its own flags (nothing tuned: the
 controller-manager, scheduler and kwok run at their default client QPS). Nodes in pools (label
 ``pitstop.dev/pool``, 100 nodes a pool), one namespace a pool; per pool a DaemonSet, and
 Deployments and StatefulSets of ``--replicas`` pods each (two in three are Deployments), every

@@ -17,6 +17,7 @@ import yaml
 
 from pitstop.backend import BackendError
 from pitstop.executor.core import Executor
+from pitstop.executor.nodes import CORDON_ANNOTATION
 from pitstop.executor.run import open_run
 from pitstop.twin import Twin
 from tests.executor.test_crash_resume import SMALL, SMALL_POLICY, SMALL_STEP, SMALL_TARGET
@@ -192,3 +193,30 @@ def test_apply_names_the_backend_and_says_rehearsal_for_the_twin(tmp_path: Path)
     assert "apply 4 steps to 1 cluster(s) on the twin: a rehearsal on a simulated copy" in \
         r.stderr and "(c1)" in r.stderr and "Go ahead? [y/N]" in r.stderr, r.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_rollback_uncordons_a_node_its_stalled_drain_left_cordoned(tmp_path: Path) -> None:
+    """A drain that stalls on a PDB pauses the run with the node cordoned and annotated; a
+    rollback of that wave uncordons it (no upgrade was ever started on it) and says so."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(yaml.safe_dump({
+        "apiVersion": "pitstop.dev/v1alpha1", "kind": "FaultScenario",
+        "metadata": {"name": "stuck"},
+        "spec": {"faults": [{"type": "pdbNeverAllows", "cluster": "c1", "pdb": "a/web"}]}}))
+    r = pitstop("rehearse", *_files(tmp_path / "in"), "--faults", str(faults), "--runs-dir",
+                str(tmp_path / "runs"), "--now", NOW)
+    assert r.returncode == 4 and "timed out" in r.stdout, r.stdout + r.stderr
+    run = only_run(tmp_path / "runs")
+    stuck = {n for n, v in _nodes(run).items() if v[2]}
+    assert len(stuck) == 1, _nodes(run)
+    (node,) = stuck
+    asked = pitstop("rollback", str(run), "-y")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert f"uncordon {node} (cordoned by {SMALL_STEP}, never upgraded)" in asked.stdout
+    assert not any(v[2] for v in _nodes(run).values()), _nodes(run)
+    twin = Twin.open(run / "twin.sqlite")
+    try:
+        annotations = twin.observe("c1").node(node).annotations  # type: ignore[union-attr]
+    finally:
+        twin.close()
+    assert CORDON_ANNOTATION not in annotations

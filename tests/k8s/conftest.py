@@ -1,4 +1,4 @@
-"""Session-scoped real Kubernetes control plane (see tests/k8s/controlplane.py)."""
+"""Session-scoped real Kubernetes control plane (see harness/controlplane.py)."""
 
 from __future__ import annotations
 

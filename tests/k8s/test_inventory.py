@@ -1,5 +1,5 @@
 """``pitstop inventory``, ``pitstop drift`` and the least-privilege RBAC, against the real
-control plane (tests/k8s/controlplane.py): kwok nodes, real controllers and scheduler.
+control plane (harness/controlplane.py): kwok nodes, real controllers and scheduler.
 
 Everything here lives on nodes named ``inv-*`` (labelled ``pitstop.dev/inventory-test``), in
 namespace ``inv``, or in kube-system objects named below; the module removes them at the end so

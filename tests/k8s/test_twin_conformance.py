@@ -153,7 +153,8 @@ SCENARIOS = [
     #    rolled back, each node drained again and returned to its kubelet.
     Scenario("rollback", 2, (Wl("Deployment", "web", 2), Wl("DaemonSet", "agent")),
              (Budget("web", "web", max_unavailable=1),), IN_PLACE, "rolled-back",
-             "p99-latency: cannot tell: no latency_p99_ms reported", frozenset({"web"}),
+             "p99-latency Error (5 errors in a row; last: cannot tell: no latency_p99_ms "
+             "reported)", frozenset({"web"}),
              gates=({"name": "p99-latency", "metric": "latency_p99_ms",
                      "condition": "result < 500", "phases": ["nodes"], "interval": "2s",
                      "count": 3},), upgraded=False),

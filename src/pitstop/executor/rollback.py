@@ -4,7 +4,9 @@ doing exactly that (:func:`carry_out`).
 
 Newest change first. Node steps are undone by running their changes in reverse through the
 same node jobs (cordon, drain within the budgets, uncordon), touching only nodes that moved; a
-node a stalled drain left cordoned is uncordoned. Add-ons go back to their previous version.
+node a stalled drain left cordoned (no upgrade was started on it) is uncordoned, while one
+whose upgrade was tried and failed stays cordoned, its annotation saying why, for a person to
+look at. Add-ons go back to their previous version.
 Control-plane steps across minors stay (Kubernetes has no minor downgrade), and the summary
 says so. etcd has no downgrade either: its way back is the verified snapshot the plan took
 before the hop, restored into a new cluster of the old version — which loses every write made
@@ -31,7 +33,7 @@ class NodeUndo:
     step: Step
     back: tuple[Change, ...]  # the step's changes reversed, each to its starting version
     nodes: tuple[str, ...]  # nodes not at the old versions: they go back
-    uncordon: tuple[str, ...]  # at the old versions but cordoned by this run: uncordoned
+    uncordon: tuple[str, ...]  # cordoned by the step, drain stalled, never upgraded: uncordoned
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,17 @@ def plan_rollback(ctx: RunContext, wave: str, *, restore_etcd: bool = False) -> 
                         ctx.journal.actions(step.id, kind=Act.NODE_DONE)
                         if a.detail.get("replaced-by")}
             current = [str(replaced.get(n, n)) for n in step.targets]
+            # where the step started, per component (its first change's from): a node that is
+            # anywhere else moved; comparing with every hop's version would count an untouched
+            # node of a multi-hop step as moved (its containerd 2.1.5 is not the 2.2.9 between)
+            start = {c.component: c.to_version for c in back}  # the last hop back wins
             moved = tuple(n for n in current if (o := obs.node(n)) is not None and any(
-                o.version_of(c.component) != c.to_version for c in back))
+                o.version_of(comp) != v for comp, v in start.items()))
             ours = f"step {step.id}:"
-            stalled = tuple(n for n in current if n not in moved
+            # a node whose drain stalled: cordoned by this step, no upgrade ever started on it.
+            # One whose upgrade was tried and failed stays cordoned for a person to look at.
+            tried = {a.target for a in ctx.journal.actions(step.id, kind=Act.UPGRADE)}
+            stalled = tuple(n for n in current if n not in moved and n not in tried
                             and (o := obs.node(n)) is not None and o.unschedulable
                             and ours in o.annotations.get(CORDON_ANNOTATION, ""))
             if moved or stalled:

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/data/kube/capture.py [VERSION]
 
-Starts the test control plane (tests/k8s/controlplane.py: etcd, kube-apiserver,
+Starts the test control plane (harness/controlplane.py: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, kwok), creates the objects below, and writes what the
 API server serves back (``metadata.managedFields`` dropped) to this directory:
 
