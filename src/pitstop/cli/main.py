@@ -328,7 +328,8 @@ def validate(files: tuple[str, ...], catalog_dir: str | None, fmt: str) -> None:
 
 @main.command()
 @click.argument("kind", required=False,
-                type=click.Choice(["Fleet", "UpgradePolicy", "UpgradeTarget", "FaultScenario"]))
+                type=click.Choice(["Fleet", "UpgradePolicy", "UpgradeTarget", "FaultScenario",
+                                   "JudgeConfig"]))
 @_guard
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of the configuration objects (for editors and CI linting).
@@ -356,6 +357,43 @@ def schema(kind: str | None) -> None:
             doc["$defs"].update(sub.pop("$defs", {}))
             doc["$defs"][k] = sub
     click.echo(json.dumps(doc, indent=2))
+
+
+@main.command()
+@click.option("--canary", "canary_file", required=True, type=click.Path(dir_okay=False),
+              help="Samples of the canary set (upgraded): CSV `metric,value` or JSON "
+              "{\"metric\": [values]}.")
+@click.option("--baseline", "baseline_file", required=True, type=click.Path(dir_okay=False),
+              help="Samples of the baseline set (not yet upgraded), in the same formats.")
+@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+              help="A JudgeConfig (YAML): per metric direction, critical, weight, group and "
+              "effect size; the thresholds. Without it every metric is judged with the "
+              "defaults.")
+@_output_option("table", "json")
+@_guard
+def judge(canary_file: str, baseline_file: str, config_file: str | None, fmt: str) -> None:
+    """Judge a canary against its baseline from metric samples (docs/judge.md).
+
+    Per metric: Mann-Whitney U, p, the Hodges-Lehmann shift and its interval, and Pass, High,
+    Low or NodataFail; then the score and the verdict: pass (exit 0: proceed), marginal or
+    fail (exit 1: pause for a person, or roll back); bad input exits 2.
+
+    \b
+    Examples:
+      pitstop judge --canary canary.csv --baseline baseline.csv
+      pitstop judge --canary canary.json --baseline baseline.json --config judge.yaml -o json
+    """
+    from pitstop.cli.judging import judge_document, print_judgement, run_judge
+    from pitstop.gates.canary_judge import Verdict
+
+    result = run_judge(canary_file, baseline_file, config_file)
+    if fmt == "json":
+        from pitstop.render import emit_document
+
+        emit_document(_console(), judge_document(result), fmt)
+    else:
+        print_judgement(_console(), result)
+    sys.exit(EXIT_OK if result.verdict is Verdict.PASS else EXIT_BLOCKED)
 
 
 @main.command()

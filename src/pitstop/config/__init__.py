@@ -23,6 +23,7 @@ from pitstop.model import (
     Fleet,
     FleetSpec,
     HostInventory,
+    JudgeConfig,
     Metadata,
     UpgradePolicy,
     UpgradeTarget,
@@ -43,7 +44,8 @@ from pitstop.model.limits import (
 )
 from pitstop.model.names import LabelError, forbidden_character
 
-__all__ = ["LoadedConfig", "load_documents", "load_files", "target_from_text"]
+__all__ = ["LoadedConfig", "load_documents", "load_files", "load_judge_config",
+           "target_from_text"]
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -81,6 +83,7 @@ class LoadedConfig:
     target: UpgradeTarget | None = None
     faults: FaultScenario | None = None
     hosts: HostInventory | None = None  # where the nodes are (the hosts backend)
+    judge: JudgeConfig | None = None  # how `pitstop judge` compares canary and baseline
     sources: dict[str, str] = field(default_factory=dict)  # kind/name → file
 
 
@@ -496,11 +499,13 @@ def load_documents(text: str, file: str = "<input>") -> list[BaseModel]:
     return objects
 
 
-def _read(path: Path, given: str) -> str | ConfigProblem:
-    """The text of one ``-f`` file, read with the size cap, or the problem that stopped it."""
+def _read(path: Path, given: str, option: str = "-f") -> str | ConfigProblem:
+    """The text of one ``-f`` file (or of ``option``), read with the size cap, or the problem
+    that stopped it."""
     if not given.strip():
-        return ConfigProblem("-f", None, "", "an empty path was given.",
-                             "pass the path of a YAML file, e.g. -f fleet.yaml.")
+        return ConfigProblem(option, None, "", "an empty path was given.",
+                             f"pass the path of a file, e.g. {option} "
+                             f"{'fleet.yaml' if option == '-f' else 'FILE'}.")
     try:
         if path.is_dir():
             return ConfigProblem(str(path), None, "", "this is a directory, not a file.",
@@ -510,7 +515,7 @@ def _read(path: Path, given: str) -> str | ConfigProblem:
             data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return ConfigProblem(str(path), None, "", "file not found.",
-                             "check the path given to -f.")
+                             f"check the path given to {option}.")
     except OSError as exc:
         return ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}.",
                              "check the path and its permissions.")
@@ -533,6 +538,7 @@ _SINGLE: dict[str, tuple[str, str]] = {
     "UpgradeTarget": ("target", "keep one target object, or use --target."),
     "FaultScenario": ("faults", "list every fault in one FaultScenario object."),
     "HostInventory": ("hosts", "list every cluster in one HostInventory object."),
+    "JudgeConfig": ("judge", "list every metric in one JudgeConfig object."),
 }
 
 
@@ -587,6 +593,23 @@ def load_files(paths: Sequence[str | Path]) -> LoadedConfig:
             spec=FleetSpec.model_construct(clusters=[c for _, c in clusters.values()]),
         )
     return out
+
+
+def load_judge_config(path: str | Path, option: str = "--config") -> JudgeConfig:
+    """The one JudgeConfig object of the file at ``path`` (``pitstop judge --config``)."""
+    text = _read(Path(path), str(path), option)
+    if isinstance(text, ConfigProblem):
+        raise ConfigError([text])
+    objects = load_documents(text, str(path))
+    judges = [o for o in objects if isinstance(o, JudgeConfig)]
+    others = [o for o in objects if not isinstance(o, JudgeConfig)]
+    if others or len(judges) != 1:
+        what = (f"a {type(others[0]).__name__} object" if others
+                else f"{len(judges)} JudgeConfig objects")
+        raise ConfigError([ConfigProblem(str(path), None, "kind", f"the file holds {what}; "
+                                         f"{option} takes one JudgeConfig object.",
+                                         "write one document with `kind: JudgeConfig`.")])
+    return judges[0]
 
 
 def target_from_text(text: str, base: UpgradeTarget | None = None) -> UpgradeTarget:

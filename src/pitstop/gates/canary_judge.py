@@ -34,6 +34,7 @@ from enum import StrEnum
 from statistics import NormalDist
 
 from pitstop.gates.analysis import Decision
+from pitstop.model.limits import MAX_JUDGE_SAMPLES
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -72,7 +73,7 @@ DEFAULT_GROUP = "default"
 EXACT_MAX_PAIRS = 2500
 """The exact distribution of U is used up to this many canary × baseline pairs (e.g. 50 × 50)
 when no value is tied; beyond it, or with ties, the normal approximation."""
-MAX_SAMPLES = 1000
+MAX_SAMPLES = MAX_JUDGE_SAMPLES
 """Samples of one metric on one side: the interval sorts every canary × baseline difference
 (at most a million)."""
 NODATA_SHARE = 0.5  # this share of the metrics or more without data → fail
@@ -477,8 +478,7 @@ def judge_canary(canary: Mapping[str, Sequence[float | None]],
     elif critical:
         score = 0.0
         reason = (f"critical metric {critical[0].metric} is {critical[0].classification}"
-                  + (f" (and {len(critical) - 1} more)" if len(critical) > 1 else "")
-                  + f": {critical[0].reason}")
+                  + (f" (and {len(critical) - 1} more)" if len(critical) > 1 else ""))
     elif len(nodata) >= NODATA_SHARE * len(verdicts):
         score = 0.0
         reason = (f"{len(nodata)} of {len(verdicts)} metrics have no data (at least "
@@ -501,5 +501,4 @@ def judge_canary(canary: Mapping[str, Sequence[float | None]],
         verdict = Verdict.FAIL
     thresholds = (f"score {score:g} (pass >= {settings.pass_score:g}, marginal >= "
                   f"{settings.marginal_score:g})")
-    return JudgeResult(verdict, score, f"{verdict}: {thresholds}; {reason}", verdicts, groups,
-                       settings)
+    return JudgeResult(verdict, score, f"{thresholds}; {reason}", verdicts, groups, settings)

@@ -44,6 +44,13 @@ from pitstop.model.hosts import (
     SystemdDaemonControl,
     VerifyCommand,
 )
+from pitstop.model.judge import (
+    JudgeConfig,
+    JudgeEffectSize,
+    JudgeMetric,
+    JudgeSpec,
+    JudgeThresholds,
+)
 from pitstop.model.policy import (
     Approval,
     Blackout,
@@ -60,7 +67,8 @@ from pitstop.model.policy import (
 from pitstop.model.target import UpgradeTarget, UpgradeTargetSpec, parse_target_text
 
 KINDS = {"Fleet": Fleet, "UpgradePolicy": UpgradePolicy, "UpgradeTarget": UpgradeTarget,
-         "FaultScenario": FaultScenario, "HostInventory": HostInventory}
+         "FaultScenario": FaultScenario, "HostInventory": HostInventory,
+         "JudgeConfig": JudgeConfig}
 
 __all__ = [
     "API_VERSION",
@@ -93,6 +101,11 @@ __all__ = [
     "HostInventorySpec",
     "HostNode",
     "HostRuntime",
+    "JudgeConfig",
+    "JudgeEffectSize",
+    "JudgeMetric",
+    "JudgeSpec",
+    "JudgeThresholds",
     "LabelSelector",
     "LocalProcessMembers",
     "MaintenanceWindow",

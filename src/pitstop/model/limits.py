@@ -20,6 +20,8 @@ __all__ = [
     "MAX_DURATION",
     "MAX_FILE_BYTES",
     "MAX_GATE_COUNT",
+    "MAX_JUDGE_METRICS",
+    "MAX_JUDGE_SAMPLES",
     "MAX_LATENCY_MS",
     "MAX_PARALLELISM",
     "MAX_PODS_PER_CLUSTER",
@@ -69,6 +71,13 @@ MAX_DURATION: Final = timedelta(days=366)
 MAX_GATE_COUNT: Final = 1000
 """Measurements of one gate (``count``) and the failures, Inconclusive measurements and Errors in
 a row it tolerates; a gate is measured at most 2 × count + consecutiveErrorLimit + 1 times."""
+
+MAX_JUDGE_METRICS: Final = 500
+"""Metrics one ``pitstop judge`` compares (a JudgeConfig's ``spec.metrics``, a sample file)."""
+
+MAX_JUDGE_SAMPLES: Final = 1000
+"""Samples of one metric in one sample file, missing ones included: the judge sorts every
+canary × baseline difference (at most a million; pitstop.gates.canary_judge.MAX_SAMPLES)."""
 
 MAX_LATENCY_MS: Final = 3_600_000.0
 """The apiserver latency a FaultScenario may inject: an hour."""
