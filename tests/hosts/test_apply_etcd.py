@@ -247,21 +247,28 @@ def test_apply_sigkill_resume_status_audit_then_restore(make_cluster: MakeCluste
     figure("etcd resume to completion", f"{resume_s:.1f} s; writer: {len(writer.acked)} puts "
            f"acknowledged, {writer.failures} failed attempts retried, none lost")
 
-    # rollback without the flag: prints the way back and changes nothing in etcd
+    # the run completed: rolling it back is refused unless asked for in so many words
     put(eps[2], "/after/upgrade", "written on 3.5.1")
     pids = live.pids()
     rb = pitstop("rollback", str(run))
+    assert rb.returncode == 1, rb.stdout + rb.stderr
+    assert f"`pitstop rollback {run} --undo-completed`" in rb.stderr, rb.stderr
+    assert live.pids() == pids and versions(live) == [NEW] * 3
+    # asked for, without --restore-etcd: prints the way back (the exact command) and changes
+    # nothing in etcd
+    rb = pitstop("rollback", str(run), "--undo-completed")
     assert rb.returncode == 0, rb.stdout + rb.stderr
     text = " ".join(rb.stdout.split())
-    assert f"etcd of cluster lab kept: 3 member step(s) toward {NEW}" in text, text
-    assert f"restored into a new etcd {OLD} cluster" in text and "every write made since" in text
-    assert f"pitstop rollback {run} --wave test --restore-etcd" in text
-    assert f"{steps[0]['id']}" in text and "saved and verified" in text
+    assert f"keep etcd of cluster lab at {NEW} (3 member step(s))" in text, text
+    assert f"restored into a new etcd {OLD} cluster, losing every write made since" in text
+    assert "nothing to do" in text
+    assert f"pitstop rollback {run} --wave test --restore-etcd --undo-completed" in text
+    assert f"the snapshot of {steps[0]['id']}" in text
     assert live.pids() == pids and versions(live) == [NEW] * 3
 
     # with the flag: the verified pre-upgrade snapshot into a new 3.4.23 cluster
     t2 = time.monotonic()
-    rb = pitstop("rollback", str(run), "--restore-etcd")
+    rb = pitstop("rollback", str(run), "--undo-completed", "--restore-etcd", "-y")
     restore_s = time.monotonic() - t2
     assert rb.returncode == 0, rb.stdout + rb.stderr
     assert f"restored {steps[0]['id']} into etcd {OLD}" in " ".join(rb.stdout.split())

@@ -1015,8 +1015,8 @@ def rollback(run_dir: str, wave: str | None, restore_etcd: bool, undo_completed:
     if status == RunStatus.COMPLETED and not undo_completed:
         raise RunRefused(f"run {run.run_id} completed: every step done and the fleet where the "
                          "plan ends. Rolling it back undoes a finished upgrade; to do that, say "
-                         "so: `pitstop rollback ... --undo-completed` (it shows what it will "
-                         "undo and asks)")
+                         f"so: `pitstop rollback {run.path} --undo-completed` (it shows what "
+                         "it will undo and asks)")
     with acting(run, "rollback"):
         backend = open_backend(run)
         try:

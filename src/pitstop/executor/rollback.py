@@ -53,6 +53,9 @@ class RollbackPlan:
     addons: list[Step] = field(default_factory=list)
     kept: list[Step] = field(default_factory=list)  # control-plane steps: no minor downgrade
     etcd: list[EtcdUndo] = field(default_factory=list)
+    # the command that restores etcd, exactly as it must be typed for this run (a completed
+    # run needs --undo-completed too)
+    restore_command: str = ""
 
     @property
     def empty(self) -> bool:
@@ -88,7 +91,8 @@ class RollbackPlan:
                 out.append(f"keep etcd of cluster {e.cluster} at {e.members[0].to_version} "
                            f"({len(e.members)} member step(s)); the way back is the snapshot of "
                            f"{e.snapshot.id} restored into a new etcd {e.snapshot.from_version} "
-                           "cluster (`--restore-etcd`)")
+                           "cluster, losing every write made since the snapshot: "
+                           f"`{self.restore_command}`")
         if self.kept:
             out.append(f"keep {len(self.kept)} control-plane step(s) "
                        f"({', '.join(s.id for s in self.kept)}): Kubernetes has no minor "
@@ -103,7 +107,10 @@ def _paren(text: str) -> str:
 def plan_rollback(ctx: RunContext, wave: str, *, restore_etcd: bool = False) -> RollbackPlan:
     """What rolling ``wave`` back would do, from the journal and a fresh observation; changes
     nothing."""
-    plan = RollbackPlan(wave, restore_etcd)
+    completed = ctx.journal.get("status") == RunStatus.COMPLETED
+    plan = RollbackPlan(wave, restore_etcd, restore_command=(
+        f"pitstop rollback {ctx.run.path} --wave {wave} --restore-etcd"
+        + (" --undo-completed" if completed else "")))
     steps = [s for s in ctx.run.plan.steps if s.wave == wave]
     touched = [s for s in steps
                if StepStatus(ctx.journal.step(s.id).status).touched
@@ -185,7 +192,7 @@ def carry_out(ctx: RunContext, plan: RollbackPlan, why: str) -> str:
             done.append(step.id)
         else:
             ctx.rollbacks.append(f"{step.id}: add-on rollback failed: {op.message}")
-    notes = [_etcd_way_back(ctx, e, why, plan.restore_etcd, done) for e in plan.etcd]
+    notes = [_etcd_way_back(ctx, e, why, plan, done) for e in plan.etcd]
     summary = ("rolled back " + (", ".join(done) if done else "nothing (no node or add-on "
                                  "had changed)"))
     if plan.kept:
@@ -197,10 +204,10 @@ def carry_out(ctx: RunContext, plan: RollbackPlan, why: str) -> str:
     return summary
 
 
-def _etcd_way_back(ctx: RunContext, e: EtcdUndo, why: str, restore: bool,
+def _etcd_way_back(ctx: RunContext, e: EtcdUndo, why: str, plan: RollbackPlan,
                    done: list[str]) -> str:
     """Restore the wave's first verified snapshot of one cluster into a new cluster of the
-    version it was taken on (``restore``), or say how. A note for the summary ("" if etcd
+    version it was taken on (``plan.restore_etcd``), or say how. A note for the summary ("" if etcd
     never moved)."""
     if not e.members:
         return ""  # only a snapshot was taken: etcd is as it was
@@ -210,13 +217,12 @@ def _etcd_way_back(ctx: RunContext, e: EtcdUndo, why: str, restore: bool,
                 "verified snapshot of this wave exists; etcd is left as it is")
     version = snap.from_version
     what = f"the snapshot of step {snap.id}{_paren(e.snapshot_detail)}"
-    if not restore:
+    if not plan.restore_etcd:
         return (f"etcd of cluster {e.cluster} kept: {len(e.members)} member step(s) toward "
                 f"{e.members[0].to_version} ({', '.join(m.id for m in e.members)}); etcd has no "
                 f"downgrade, the way back is {what} restored into a new etcd {version} "
                 "cluster — every write made since the snapshot is lost, and Kubernetes API "
-                "servers must be restarted after it. To do it: `pitstop rollback "
-                f"{ctx.run.path} --wave {snap.wave} --restore-etcd`")
+                f"servers must be restarted after it. To do it: `{plan.restore_command}`")
     ctx.audit("rollback-step", f"{why}: restoring {what} into a new etcd {version} "
               f"cluster (writes since the snapshot are lost)", f"{snap.id}/restore",
               cluster=e.cluster)
