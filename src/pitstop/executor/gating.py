@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pitstop.backend import Backend
+from pitstop.backend.metrics import metric_source
 from pitstop.gates import (
     PROVIDERS,
     THRESHOLD,
@@ -158,6 +159,7 @@ def _read(backend: Backend, step: Step, gate: _Gate, provider: GateProvider,
         gate=gate.name, step=step, targets=tuple(targets), now=backend.clock.now(),
         observation=backend.observe(step.cluster) if "observation" in provider.reads else None,
         health=backend.health(step.cluster) if "health" in provider.reads else None,
+        metrics=metric_source(backend) if "metrics" in provider.reads else None,
         params=gate.params, memo=gate.memo)
     return provider.measure(ctx)
 

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from pitstop.backend.api import ClusterObservation, HealthSignals
+from pitstop.backend.metrics import MetricSource
 from pitstop.gates.analysis import CheckResult, MetricSpec, Phase, Reading
 from pitstop.gates.checks import (
     addon_rolled_out,
@@ -65,9 +66,12 @@ CANARY_MAX_RATIO = 2.0
 THRESHOLD = "threshold"
 """The kind of a custom ``spec.gates`` entry: a metric judged by the gate's own conditions."""
 
-Read = Literal["observation", "health"]
+Read = Literal["observation", "health", "metrics"]
 """What a provider needs the executor to read from the backend before each measurement:
-``observation`` (:meth:`Backend.observe`) or ``health`` (:meth:`Backend.health`)."""
+``observation`` (:meth:`Backend.observe`), ``health`` (:meth:`Backend.health`), or
+``metrics``: the backend's :class:`~pitstop.backend.metrics.MetricSource`, which the provider
+asks its queries (a provider with ``metrics`` in its reads and no source gets None, and must
+return an Error reading naming what to configure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,9 @@ class GateContext:
     """Everything one measurement of one gate may look at. ``observation`` and ``health`` are
     filled when the provider :attr:`reads <GateProvider.reads>` them (else None); ``params``
     are the gate's parameters (a custom gate's ``metric``); ``memo`` is the same dict at every
-    measurement of this gate in this evaluation (what the previous measurement saw)."""
+    measurement of this gate in this evaluation (what the previous measurement saw);
+    ``metrics`` is the backend's metric source when the provider reads ``metrics`` (None when
+    the backend has none)."""
 
     gate: str
     step: Step
@@ -83,6 +89,7 @@ class GateContext:
     now: float
     observation: ClusterObservation | None = None
     health: HealthSignals | None = None
+    metrics: MetricSource | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)
 
