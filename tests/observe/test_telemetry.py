@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pitstop.kube.command import command_status, launch
 from pitstop.observe.api import activate
 from pitstop.observe.session import Session, TelemetryOptions, run_trace_id
@@ -252,3 +254,42 @@ def test_an_unreachable_collector_changes_neither_the_run_nor_the_log_format(
     warned = [e for e in logs if e["event"] == "telemetry"]
     assert warned and {e["level"] for e in warned} <= {"warning", "error"}
     assert {e["run_id"] for e in logs} == {json.loads(res.stdout)["runId"]}
+
+
+def test_clusters_worked_on_at_once_nest_their_steps_under_the_wave(tmp_path: Path) -> None:
+    """One wave of all three example clusters, no limit: each cluster runs in a lane (a
+    thread of its own), and its steps' spans are still children of the wave's span."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text((EX / "fleet.yaml").read_text().replace("maxUnavailable: 0",
+                                                             "maxUnavailable: 1"))
+    policy = yaml.safe_load((EX / "policy.yaml").read_text())
+    policy["spec"].pop("approvals", None)
+    policy["spec"]["waves"] = [{"name": "all", "clusters": {"matchLabels": {}}}]
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    with running_jaeger(tmp_path) as jaeger:
+        res = pitstop("apply", "-f", str(fleet), "-f", str(tmp_path / "policy.yaml"), "-f",
+                      str(EX / "target.yaml"), "-y", "--runs-dir", str(tmp_path / "runs"),
+                      "--now", NOW, "-o", "json", "--otlp-endpoint", jaeger.otlp_url)
+        assert res.returncode == 0, res.stdout + res.stderr
+        doc = json.loads(res.stdout)
+        assert len(doc["clusters"]) == 3
+        audit = [json.loads(line) for line in
+                 (Path(doc["runDir"]) / "audit.jsonl").read_text().splitlines()]
+        assert any(a.get("action") == "wave-lanes" for a in audit)  # in lanes, at once
+        trace_id = f"{run_trace_id(doc['runId']):032x}"
+
+        def complete() -> dict[str, Any] | None:
+            trace = jaeger.trace(trace_id)
+            names = Counter(s["operationName"] for s in (trace or {}).get("spans", []))
+            return trace if names["step"] == doc["steps"]["done"] else None
+
+        trace = until("the run's trace in jaeger", complete)
+    spans = trace["spans"]
+    by_id = {s["spanID"]: s for s in spans}
+    (wave,) = [s for s in spans if s["operationName"] == "wave"]
+    steps = [s for s in spans if s["operationName"] == "step"]
+    assert {_tags(s)["pitstop.cluster"] for s in steps} == set(doc["clusters"])
+    assert all(_parent(s) == wave["spanID"] for s in steps)
+    jobs = [s for s in spans if s["operationName"] == "node job"]
+    assert jobs and all(by_id[_parent(j)]["operationName"] == "step"  # type: ignore[index]
+                        for j in jobs)
