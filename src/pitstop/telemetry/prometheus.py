@@ -64,13 +64,17 @@ class PrometheusEndpoint:
                    float(record.get("timeout", DEFAULT_TIMEOUT_S)))
 
 
+class _NotANumber(ValueError):
+    pass
+
+
 def _number(text: object, what: str) -> float:
     try:
         value = float(str(text))
     except ValueError:
-        raise MetricQueryError(f"{what}: the value {str(text)[:40]!r} is not a number") from None
+        raise _NotANumber(f"{what}: the value {str(text)[:40]!r} is not a number") from None
     if math.isnan(value):
-        raise MetricQueryError(f"{what}: the value is NaN (a ratio of nothing to nothing, or a "
+        raise _NotANumber(f"{what}: the value is NaN (a ratio of nothing to nothing, or a "
                                "histogram without observations); the check cannot tell")
     return value
 
@@ -112,7 +116,11 @@ class PrometheusSource:
             value = item.get("value")
             if not isinstance(value, list) or len(value) != 2:
                 raise self._error(cluster, f"query {query.promql!r}: a sample without a value")
-            out.append(Sample(labels, _number(value[1], self._what(cluster, query, labels))))
+            try:
+                number = _number(value[1], self._what(query, labels))
+            except _NotANumber as exc:
+                raise self._error(cluster, str(exc)) from None
+            out.append(Sample(labels, number))
         return tuple(out)
 
     def range(self, cluster: str, query: MetricQuery, start: float, end: float,
@@ -130,9 +138,12 @@ class PrometheusSource:
             values = item.get("values")
             if not isinstance(values, list):
                 raise self._error(cluster, f"query {query.promql!r}: a series without values")
-            what = self._what(cluster, query, labels)
-            points = tuple((float(p[0]), _number(p[1], what)) for p in values
-                           if isinstance(p, list) and len(p) == 2)
+            what = self._what(query, labels)
+            try:
+                points = tuple((float(p[0]), _number(p[1], what)) for p in values
+                               if isinstance(p, list) and len(p) == 2)
+            except (_NotANumber, ValueError) as exc:
+                raise self._error(cluster, str(exc)) from None
             out.append(Series(labels, points))
         return tuple(out)
 
@@ -165,8 +176,8 @@ class PrometheusSource:
         shown = where.shown if where is not None else "no endpoint"
         return MetricQueryError(redact_text(f"prometheus {shown} (cluster {cluster}): {text}"))
 
-    def _what(self, cluster: str, query: MetricQuery, labels: Mapping[str, str]) -> str:
-        return f"cluster {cluster}: {query.template or query.promql} {_shown_labels(labels)}"
+    def _what(self, query: MetricQuery, labels: Mapping[str, str]) -> str:
+        return f"query {query.template or query.promql!r}, series {_shown_labels(labels)}"
 
     def _headers(self, cluster: str, endpoint: PrometheusEndpoint) -> dict[str, str]:
         headers = {"Accept": "application/json"}
