@@ -40,6 +40,7 @@ from pitstop.backend import (
     UpgradeComponent,
 )
 from pitstop.catalog import Catalog
+from pitstop.executor.alerts import await_alerts
 from pitstop.executor.checks import await_approval, await_window, check_live_skew, final_check
 from pitstop.executor.context import HALTED, ROLLBACK_NEEDED, RunContext, Stop
 from pitstop.executor.gating import GateOutcome, evaluate_gates
@@ -152,6 +153,7 @@ class Executor:
                 ctx.check_requests()
                 await_approval(ctx, step)
                 await_window(ctx, step)
+                await_alerts(ctx, step)
                 check_live_skew(ctx, step)
                 self._run_step(step)
 
