@@ -10,7 +10,8 @@ and only then is the wave rolled back, once, if a gate failed.
 The parts, by concern:
 
 * before a step — approvals, the maintenance window, the live skew check
-  (:mod:`~pitstop.executor.checks`);
+  (:mod:`~pitstop.executor.checks`), the policy's alert gates (:mod:`~pitstop.executor.alerts`,
+  also before each node of a node step);
 * a step's work — operations here, node steps with adaptive parallelism
   (:mod:`~pitstop.executor.nodestep`, node jobs in :mod:`~pitstop.executor.nodes`), every
   effect journaled by :mod:`~pitstop.executor.effects`;

@@ -265,8 +265,11 @@ GATE_PHASES: tuple[GatePhase, ...] = ("etcd", "control-plane", "nodes", "addons"
 
 
 class CustomGate(SpecModel):
-    """A metric the backend reports by name (the twin reports ``error_rate``,
-    ``error_rate_baseline``, ``nodes_not_ready`` and ``pods_pending``), measured after every
+    """A metric the backend reports by name (``metric``: the twin reports ``error_rate``,
+    ``error_rate_baseline``, ``nodes_not_ready`` and ``pods_pending``), or PromQL asked of the
+    cluster's Prometheus (``query``, optionally over a ``range``; or a built-in ``template``,
+    whose conditions apply unless the gate gives its own; ``reduce`` and ``emptyResult`` say
+    how the answer becomes one value — docs/prometheus-gates.md), measured after every
     step of the given phases with analysis semantics, as Argo Rollouts measures a metric:
     ``count`` measurements ``interval`` apart, each Successful (``successCondition`` holds),
     Failed (``failureCondition`` holds; it wins when both do), Inconclusive (neither holds,
