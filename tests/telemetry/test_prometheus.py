@@ -86,6 +86,31 @@ def test_nothing_listening_and_no_endpoint_are_errors_naming_them() -> None:
         PrometheusSource({}).instant("c9", q("up"), 0)
 
 
+def test_http_status_timeout_and_oversized_answers_are_errors(
+        prometheus: Prometheus, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import pitstop.telemetry.prometheus as module
+
+    # a path prefix where none is served: Prometheus answers 404
+    with pytest.raises(MetricQueryError, match="HTTP 404"):
+        PrometheusSource({"c1": PrometheusEndpoint(prometheus.url + "/nope")}).instant(
+            "c1", q("up"), time.time())
+    # a listener that never answers: the timeout bounds the call
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(MetricQueryError, match=r"no answer within 0.5s \(timeout\)"):
+            PrometheusSource({"c1": PrometheusEndpoint(f"http://127.0.0.1:{port}",
+                                                       timeout_s=0.5)}).instant(
+                "c1", q("up"), time.time())
+    # an answer above the bound is not read to its end
+    monkeypatch.setattr(module, "MAX_ANSWER_BYTES", 64)
+    with pytest.raises(MetricQueryError, match="the answer is larger than"):
+        source(prometheus).instant("c1", q("up"), time.time())
+
+
 def test_ca_file_and_bearer_token_file_through_a_real_tls_proxy(
         prometheus: Prometheus, tmp_path: Path) -> None:
     ca, cert, key = make_ca(tmp_path / "right", "right")

@@ -18,6 +18,7 @@ Failed.
 
 from __future__ import annotations
 
+import json
 import math
 import ssl
 from collections.abc import Mapping
@@ -209,23 +210,29 @@ class PrometheusSource:
         headers = self._headers(cluster, endpoint)
         url = endpoint.url.rstrip("/") + path
         what = f"query {query.promql!r}" if query is not None else path
+        chunks: list[bytes] = []
+        size = 0
         try:
             with httpx.Client(verify=self._verify(cluster, endpoint),
                               timeout=httpx.Timeout(endpoint.timeout_s),
-                              transport=self._transport, follow_redirects=False) as client:
-                response = client.get(url, params=params, headers=headers)
+                              transport=self._transport, follow_redirects=False) as client, \
+                    client.stream("GET", url, params=params, headers=headers) as response:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:  # read no further: a query far too wide
+                        raise self._error(cluster, f"{what}: the answer is larger than "
+                                          f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB; narrow "
+                                          "the query")
+                    chunks.append(chunk)
         except httpx.TimeoutException:
             raise self._error(cluster, f"{what}: no answer within {endpoint.timeout_s:g}s "
                               "(timeout)") from None
         except httpx.HTTPError as exc:
             raise self._error(cluster, f"{what}: cannot reach it: "
                               f"{type(exc).__name__}: {exc}") from None
-        body = response.content
-        if len(body) > MAX_ANSWER_BYTES:
-            raise self._error(cluster, f"{what}: the answer is larger than "
-                              f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB; narrow the query")
+        body = b"".join(chunks)
         try:
-            payload = response.json()
+            payload = json.loads(body)
         except ValueError:
             payload = None
         if isinstance(payload, dict) and payload.get("status") == "error":
