@@ -189,6 +189,7 @@ def running_prometheus(workdir: Path, timeout_s: float = 60.0) -> Iterator[Prome
         raise RuntimeError("the telemetry tests need a real Prometheus: install Debian's "
                            "package (apt-get install prometheus; scripts/test.sh does) so that "
                            f"{BINARY} exists")
+    workdir.mkdir(parents=True, exist_ok=True)
     metrics = MetricsServer().start()
     port = free_port()
     rules = workdir / "rules.yml"
