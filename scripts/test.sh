@@ -23,7 +23,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 # the report test drives Debian's chromium; installed here, before the streams, so that no
 # two apt-get runs meet
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-# the telemetry tests (tests/observe) scrape pitstop's /metrics with Debian's Prometheus
+# Debian's prometheus: tests/telemetry (a real server scraping what the tests serve) and
+# tests/observe (it scrapes pitstop's own /metrics)
 [ -x /usr/bin/prometheus ] || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

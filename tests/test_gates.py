@@ -20,6 +20,7 @@ from pitstop.backend.api import (
 )
 from pitstop.errors import PitstopError
 from pitstop.gates import (
+    PROMETHEUS,
     PROVIDERS,
     THRESHOLD,
     CheckResult,
@@ -639,8 +640,8 @@ def test_threshold_provider_reads_the_metric_and_the_gate_judges_it() -> None:
 
 def test_unknown_gate_kind_names_the_known_ones() -> None:
     with pytest.raises(UnknownGateKind) as err:
-        provider_for("prometheus")
-    assert "no gate provider for kind 'prometheus'" in str(err.value)
+        provider_for("datadog")
+    assert "no gate provider for kind 'datadog'" in str(err.value)
     assert "canary" in str(err.value) and "node-health" in str(err.value)
 
 
@@ -677,18 +678,18 @@ def test_every_gate_kind_the_planner_emits_has_a_provider() -> None:
     emitted = {g.kind for s in plan.steps for g in s.gates}
     assert emitted and emitted <= kinds
     assert kinds <= set(PROVIDERS), kinds - set(PROVIDERS)
-    # and no provider is dead: each is a kind the planner emits, or the custom gates' kind
-    assert set(PROVIDERS) == kinds | {THRESHOLD}
+    # and no provider is dead: each is a kind the planner emits, or a custom gate's kind
+    assert set(PROVIDERS) == kinds | {THRESHOLD, PROMETHEUS}
 
 
 def test_every_gate_timing_key_is_a_registered_kind() -> None:
     from pitstop.model.policy import BuiltinGateKind
 
     keys = set(get_args(BuiltinGateKind))
-    assert keys <= set(PROVIDERS) - {THRESHOLD}, keys - set(PROVIDERS)
+    assert keys <= set(PROVIDERS) - {THRESHOLD, PROMETHEUS}, keys - set(PROVIDERS)
     # the kinds without a gateTiming entry: the custom gates' (timed per gate) and the
     # snapshot check (a single measurement of an operation that already succeeded)
-    assert set(PROVIDERS) - keys == {THRESHOLD, "etcd-snapshot"}
+    assert set(PROVIDERS) - keys == {THRESHOLD, PROMETHEUS, "etcd-snapshot"}
 
 
 # -- custom gates in the policy ----------------------------------------------------------------

@@ -156,6 +156,7 @@ def _check_gate_conditions(cfg: LoadedConfig) -> None:
     runs, and name the field when one is wrong."""
     from pitstop.errors import ConfigError, ConfigProblem
     from pitstop.gates import Condition, ConditionError
+    from pitstop.gates.promql import templates
 
     assert cfg.policy is not None
     problems = []
@@ -167,6 +168,10 @@ def _check_gate_conditions(cfg: LoadedConfig) -> None:
             except ConditionError as exc:
                 problems.append(ConfigProblem(source, None, f"spec.gates[{i}].{key}",
                                               f"{exc}.", "write e.g. 'result <= 0.01'."))
+        if gate.template is not None and gate.template not in templates():
+            problems.append(ConfigProblem(
+                source, None, f"spec.gates[{i}].template", f"no built-in template "
+                f"{gate.template!r}.", f"use one of {', '.join(sorted(templates()))}."))
     if problems:
         raise ConfigError(problems)
 

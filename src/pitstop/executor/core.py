@@ -10,7 +10,8 @@ and only then is the wave rolled back, once, if a gate failed.
 The parts, by concern:
 
 * before a step — approvals, the maintenance window, the live skew check
-  (:mod:`~pitstop.executor.checks`);
+  (:mod:`~pitstop.executor.checks`), the policy's alert gates (:mod:`~pitstop.executor.alerts`,
+  also before each node of a node step);
 * a step's work — operations here, node steps with adaptive parallelism
   (:mod:`~pitstop.executor.nodestep`, node jobs in :mod:`~pitstop.executor.nodes`), every
   effect journaled by :mod:`~pitstop.executor.effects`;
@@ -40,6 +41,7 @@ from pitstop.backend import (
     UpgradeComponent,
 )
 from pitstop.catalog import Catalog
+from pitstop.executor.alerts import await_alerts
 from pitstop.executor.checks import await_approval, await_window, check_live_skew, final_check
 from pitstop.executor.context import HALTED, ROLLBACK_NEEDED, RunContext, Stop
 from pitstop.executor.gating import GateOutcome, evaluate_gates
@@ -169,6 +171,7 @@ class Executor:
                 ctx.check_requests()
                 await_approval(ctx, step)
                 await_window(ctx, step)
+                await_alerts(ctx, step)
                 # the wave's span is handed over: a cluster's lane is a thread of its own
                 with self.telemetry.span("step", wave_span, step=step.id, cluster=cluster,
                                          action=str(step.action)):

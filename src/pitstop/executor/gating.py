@@ -21,6 +21,7 @@ from typing import Any
 from pitstop.backend import Backend
 from pitstop.backend.metrics import metric_source
 from pitstop.gates import (
+    PROMETHEUS,
     PROVIDERS,
     THRESHOLD,
     CheckResult,
@@ -37,6 +38,7 @@ from pitstop.gates import (
     decide,
     run_verdict,
 )
+from pitstop.gates.promql import TemplateError, template
 from pitstop.model import CustomGate, GateTiming
 from pitstop.planner.plan import Step
 
@@ -110,24 +112,45 @@ def _builtin(name: str, kind: str, poll_s: float, timing: Mapping[Any, GateTimin
     return _Gate(name, kind, run)
 
 
+def _custom_params(gate: CustomGate) -> tuple[str, dict[str, str]]:
+    """The provider kind of a custom gate and its parameters: ``threshold`` (a named metric)
+    or ``prometheus`` (``query`` or ``template``, a range's window and step in seconds,
+    ``reduce`` and ``emptyResult`` when given)."""
+    if gate.metric is not None:
+        return THRESHOLD, {"metric": gate.metric}
+    params = {k: v for k, v in (("query", gate.query), ("template", gate.template),
+                                ("reduce", gate.reduce), ("empty", gate.empty_result))
+              if v is not None}
+    if gate.range is not None:
+        params["window"] = f"{gate.range.window.total_seconds():g}"
+        params["step"] = f"{gate.range.step.total_seconds():g}"
+    return PROMETHEUS, params
+
+
 def _custom(gate: CustomGate, poll_s: float, registry: Mapping[str, GateProvider]) -> _Gate:
-    """A custom gate: a ``threshold`` metric. A condition that does not parse (a policy that
-    did not come through the command line's checks) makes it Error at once, naming it."""
-    params = {"metric": gate.metric}
+    """A custom gate: a ``threshold`` metric or a ``prometheus`` query. A condition that does
+    not parse or an unknown template (a policy that did not come through the command line's
+    checks) makes it Error at once, naming it."""
+    kind, params = _custom_params(gate)
     try:
         spec = _custom_spec(gate)
-    except ConditionError as exc:
-        return _Gate(gate.name, THRESHOLD, MetricRun(_once(gate.name, poll_s)), params,
+    except (ConditionError, TemplateError) as exc:
+        return _Gate(gate.name, kind, MetricRun(_once(gate.name, poll_s)), params,
                      broken=f"cannot tell: {exc}")
-    if THRESHOLD not in registry:
-        return _Gate(gate.name, THRESHOLD, MetricRun(_once(gate.name, poll_s)), params,
-                     broken=f"cannot tell: {UnknownGateKind(THRESHOLD, registry)}")
-    return _Gate(gate.name, THRESHOLD, MetricRun(spec), params)
+    if kind not in registry:
+        return _Gate(gate.name, kind, MetricRun(_once(gate.name, poll_s)), params,
+                     broken=f"cannot tell: {UnknownGateKind(kind, registry)}")
+    return _Gate(gate.name, kind, MetricRun(spec), params)
 
 
 def _custom_spec(gate: CustomGate) -> MetricSpec:
-    """A custom gate's metric spec: everything comes from the policy."""
+    """A custom gate's metric spec: everything comes from the policy; a template's gate
+    keeps the template's success or failure condition where the gate gives none."""
     success, failure = gate.success, gate.failure_condition
+    if gate.template is not None:
+        t = template(gate.template)
+        success = success if success is not None else t.success
+        failure = failure if failure is not None else t.failure
     return MetricSpec(
         name=gate.name, interval_s=gate.interval.total_seconds(), count=gate.count,
         failure_limit=gate.failure_limit, inconclusive_limit=gate.inconclusive_limit,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pitstop.backend import ClusterObservation
 from pitstop.drain import DrainOptions
+from pitstop.executor.alerts import alerts_hold, await_alerts
 from pitstop.executor.context import RunContext, Stop
 from pitstop.executor.nodes import JobContext, JobState, NodeJob, ReplaceJob
 from pitstop.executor.vocabulary import Act, RunStatus, StepStatus
@@ -72,8 +73,15 @@ def run_node_step(ctx: RunContext, step: Step, changes: tuple[Change, ...], node
             # admit new nodes while the batch, budgets and capacity allow — any pending node
             # that fits, not only the next in line (no head-of-line blocking on one PDB)
             stopping = ctx.stopping()  # pause/abort, or another cluster stopped: admit no node
+            # firing alerts the policy's alertGates match: admit no node; with none in flight,
+            # wait for them to clear or pause (executor/alerts.py)
+            held = (step_id is None and bool(pending) and len(active) < limit and not stopping
+                    and alerts_hold(ctx, step) is not None)  # a rollback is never held
+            if held and not active:
+                await_alerts(ctx, step, f"the next node of step {sid} ({pending[0]})")
+                held = False
             for n in list(pending):
-                if len(active) >= limit or stopping:
+                if len(active) >= limit or stopping or held:
                     break
                 if not admits(obs, n, active):
                     continue

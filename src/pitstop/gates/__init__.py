@@ -45,6 +45,7 @@ from pitstop.gates.checks import (
 )
 from pitstop.gates.condition import Condition, ConditionError
 from pitstop.gates.providers import (
+    PROMETHEUS,
     PROVIDERS,
     THRESHOLD,
     CheckProvider,
@@ -59,6 +60,7 @@ from pitstop.gates.providers import (
 
 __all__ = [
     "ETCD_DB_QUOTA_SHARE",
+    "PROMETHEUS",
     "PROVIDERS",
     "THRESHOLD",
     "CheckProvider",

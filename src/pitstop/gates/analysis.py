@@ -102,10 +102,15 @@ class Reading:
     evidence: str = ""
     error: str | None = None
     label: str = ""
+    failed: str | None = None
+    """Failed whatever the conditions say, for this reason (a query whose empty answer the
+    gate treats as a failure: ``emptyResult: fail``)."""
 
     def __post_init__(self) -> None:
         if self.error is not None and self.value is not None:
             raise ValueError("a reading is a value or an error, not both")
+        if self.failed is not None and (self.error is not None or self.value is not None):
+            raise ValueError("a failed reading has neither a value nor an error")
 
     @classmethod
     def broken(cls, error: str) -> Reading:
@@ -171,6 +176,8 @@ def judge_reading(spec: MetricSpec, reading: Reading, at: float) -> Measurement:
     held for ``label = value``."""
     if reading.error is not None:
         return Measurement(None, Phase.ERROR, at, reading.error)
+    if reading.failed is not None:
+        return Measurement(None, Phase.FAILED, at, reading.failed)
     phase, message = _assess(spec, reading.value, reading.label or spec.name)
     if reading.evidence and phase is not Phase.ERROR:
         message = reading.evidence

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from pitstop.backend.api import ClusterObservation, HealthSignals
-from pitstop.backend.metrics import MetricSource
+from pitstop.backend.metrics import MetricQuery, MetricQueryError, MetricSource
 from pitstop.gates.analysis import CheckResult, MetricSpec, Phase, Reading
 from pitstop.gates.checks import (
     addon_rolled_out,
@@ -42,12 +42,22 @@ from pitstop.gates.checks import (
     workloads_available,
 )
 from pitstop.gates.condition import Condition
+from pitstop.gates.promql import (
+    EMPTY_RESULTS,
+    REDUCERS,
+    TemplateError,
+    fill,
+    reduce_values,
+    step_fills,
+    template,
+)
 from pitstop.planner.plan import Step
 
 __all__ = [
     "CANARY_MAX_RATIO",
     "MAX_APISERVER_LATENCY_MS",
     "MAX_PENDING_S",
+    "PROMETHEUS",
     "PROVIDERS",
     "THRESHOLD",
     "CheckProvider",
@@ -65,6 +75,9 @@ MAX_PENDING_S = 300.0
 CANARY_MAX_RATIO = 2.0
 THRESHOLD = "threshold"
 """The kind of a custom ``spec.gates`` entry: a metric judged by the gate's own conditions."""
+PROMETHEUS = "prometheus"
+"""The kind of a ``spec.gates`` entry with ``query`` or ``template``: PromQL asked of the
+cluster's Prometheus (docs/prometheus-gates.md)."""
 
 Read = Literal["observation", "health", "metrics"]
 """What a provider needs the executor to read from the backend before each measurement:
@@ -249,6 +262,55 @@ def _threshold(ctx: GateContext) -> Reading:
     return Reading(value, label=metric)
 
 
+def _answer_values(ctx: GateContext, source: MetricSource, query: MetricQuery,
+                   reduce: str) -> list[float]:
+    window = float(ctx.params.get("window", "0") or 0)
+    if window <= 0:
+        return [s.value for s in source.instant(ctx.step.cluster, query, ctx.now)]
+    series = source.range(ctx.step.cluster, query, ctx.now - window, ctx.now,
+                          float(ctx.params.get("step", "30") or 30))
+    points = sorted((t, v) for s in series for t, v in s.points)
+    if reduce == "last" and points:  # the newest point (ties: the largest value)
+        return [max(v for t, v in points if t == points[-1][0])]
+    return [v for _, v in points]
+
+
+def _prometheus(ctx: GateContext) -> Reading:
+    """A PromQL gate: the policy's ``query`` or a built-in ``template``, filled for the step,
+    asked of the backend's metric source, its answer reduced to one value."""
+    source = ctx.metrics
+    if source is None:
+        return Reading.broken(
+            "cannot tell: this backend has no metric source. Fix: set spec.clusters[].telemetry"
+            ".prometheus.url in the fleet for cluster " + ctx.step.cluster)
+    p = ctx.params
+    name = p.get("template") or None
+    try:
+        t = template(name) if name is not None else None
+    except TemplateError as exc:
+        return Reading.broken(f"cannot tell: {exc}")
+    promql = t.promql if t is not None else p.get("query", "")
+    if not promql:
+        return Reading.broken("cannot tell: the gate has no query")
+    reduce = p.get("reduce") or (t.reduce if t is not None else "max")
+    empty = p.get("empty") or (t.empty_result if t is not None else "error")
+    if reduce not in REDUCERS or empty not in EMPTY_RESULTS:
+        return Reading.broken(f"cannot tell: reduce {reduce!r} / emptyResult {empty!r}")
+    fills = step_fills(ctx.step, ctx.targets, ctx.observation)
+    query = MetricQuery(fill(promql, fills), name, fills)
+    label = name or ctx.gate
+    try:
+        values = _answer_values(ctx, source, query, reduce)
+    except MetricQueryError as exc:  # the check broke: Error, never Failed
+        return Reading.broken(f"{label}: query failed: {exc}")
+    if not values:
+        if empty == "zero":
+            return Reading(0.0, label=f"{label} (empty answer, counted as 0)")
+        why = f"{label}: the query's answer is empty (emptyResult: {empty})"
+        return Reading(failed=why) if empty == "fail" else Reading.broken(why)
+    return Reading(reduce_values(values, reduce), label=label)
+
+
 def _check(kind: str, reads: Read, read: Callable[[GateContext], Reading], interval_s: float,
            count: int) -> CheckProvider:
     return CheckProvider(kind, frozenset({reads}),
@@ -271,5 +333,8 @@ PROVIDERS: Mapping[str, GateProvider] = MappingProxyType({p.kind: p for p in (
                   _snapshot),
     # a custom spec.gates entry: its conditions and timing come from the policy
     CheckProvider(THRESHOLD, frozenset({_HEALTH}), GateDefaults(30.0, 3), _threshold),
+    # a spec.gates entry with query or template: PromQL, judged by the gate's conditions
+    CheckProvider(PROMETHEUS, frozenset({_OBSERVATION, "metrics"}), GateDefaults(30.0, 3),
+                  _prometheus),
 )})
 """Every gate kind pitstop can measure, by kind. The one place a gate kind is registered."""

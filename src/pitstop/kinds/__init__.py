@@ -12,12 +12,14 @@ from pitstop.kinds.api import BackendKind, Prepared, RunOptions
 from pitstop.kinds.hosts import HostsKind
 from pitstop.kinds.hosts_kube import HostsKubeKind
 from pitstop.kinds.kube import KubeKind
+from pitstop.kinds.telemetry import WithTelemetry
 from pitstop.kinds.twin import TwinKind
 
 __all__ = ["KINDS", "BackendKind", "Prepared", "RunOptions", "kind"]
 
-KINDS: dict[str, BackendKind] = {k.name: k for k in (
-    TwinKind(), HostsKind(), KubeKind(), HostsKubeKind())}
+_REAL: tuple[BackendKind, ...] = (HostsKind(), KubeKind(), HostsKubeKind())
+_ALL: tuple[BackendKind, ...] = (TwinKind(), *(WithTelemetry(k) for k in _REAL))
+KINDS: dict[str, BackendKind] = {k.name: k for k in _ALL}
 
 
 def kind(name: object) -> BackendKind:

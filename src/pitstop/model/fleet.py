@@ -7,12 +7,14 @@ Versions are the versions running now; the planner reads them, never changes the
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pitstop.model.common import (
     API_VERSION,
+    Duration,
     IntOrPercent,
     LabelSelector,
     Metadata,
@@ -44,6 +46,7 @@ __all__ = [
     "ApiObjectRef",
     "ApiServer",
     "Cluster",
+    "ClusterTelemetry",
     "ContainerRuntime",
     "ControlPlane",
     "ControlPlaneComponent",
@@ -54,12 +57,15 @@ __all__ = [
     "Node",
     "NodePool",
     "PodDisruptionBudget",
+    "PrometheusEndpointSpec",
     "Workload",
 ]
 
 RuntimeName = Literal["containerd", "cri-o", "docker"]
 Environment = Literal["development", "test", "staging", "production"]
 
+_URL_RE = re.compile(r"^(?P<scheme>https?)://(?P<authority>[^/?#\s]+)(?P<path>/[^?#\s]*)?"
+                     r"(?P<rest>[?#].*)?$")
 _KIND_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _VERSION_PART_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -233,6 +239,49 @@ class ApiObjectRef(SpecModel):
         return value
 
 
+class PrometheusEndpointSpec(SpecModel):
+    """Where the cluster's Prometheus answers (its HTTP API): gates of kind ``prometheus`` and
+    the policy's alert gates read it. ``bearerTokenFile`` is read at every query (its one line
+    goes out as ``Authorization: Bearer``); ``caFile`` verifies an https server. Both files
+    are checked to exist when a run is prepared (docs/prometheus-gates.md)."""
+
+    url: str = Field(min_length=1, max_length=2048,
+                     description="base URL, e.g. https://prometheus.monitoring:9090")
+    bearer_token_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    timeout: Duration = Field(default=timedelta(seconds=10),
+                              description="per request (connect, read); above 0, at most 5m")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = _URL_RE.match(value)
+        if parts is None:
+            raise ValueError(f"{value[:80]!r} is not an http(s) URL. Fix: write e.g. "
+                             "https://prometheus.monitoring:9090")
+        if "@" in parts["authority"]:
+            raise ValueError("the URL holds credentials, which would be written into run "
+                             "records. Fix: put a token in a file and name it in "
+                             "bearerTokenFile")
+        if parts["rest"]:
+            raise ValueError("the URL has a query or fragment; give the base URL only. Fix: "
+                             "write e.g. https://prometheus.monitoring:9090/prefix")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=5):
+            raise ValueError("timeout must be above 0 and at most 5m. Fix: write e.g. 10s")
+        return value
+
+
+class ClusterTelemetry(SpecModel):
+    """Where pitstop reads the cluster's telemetry."""
+
+    prometheus: PrometheusEndpointSpec | None = None
+
+
 class Cluster(SpecModel):
     name: ClusterName
     environment: Environment = "production"
@@ -245,6 +294,8 @@ class Cluster(SpecModel):
     workloads: list[Workload] = Field(default_factory=list)
     pod_disruption_budgets: list[PodDisruptionBudget] = Field(default_factory=list)
     api_usage: list[ApiObjectRef] = Field(default_factory=list)
+    telemetry: ClusterTelemetry | None = Field(
+        default=None, description="where gates read metrics and alerts (Prometheus)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Cluster:

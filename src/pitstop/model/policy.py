@@ -34,6 +34,7 @@ from pitstop.model.limits import (
 from pitstop.model.names import ComponentName, PlainName, PoolName
 
 __all__ = [
+    "AlertGate",
     "Approval",
     "Blackout",
     "CustomGate",
@@ -237,13 +238,38 @@ class StepEstimates(SpecModel):
     addon: Duration = timedelta(minutes=3)
 
 
+MAX_PROMQL = 8192
+"""The longest PromQL a gate may ask (Prometheus itself takes more; a gate needs less)."""
+
+
+class PromRange(SpecModel):
+    """A range query: the ``window`` before the measurement, a point every ``step``."""
+
+    window: Duration
+    step: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _sane(self) -> PromRange:
+        if not timedelta(0) < self.window <= timedelta(days=7):
+            raise ValueError("range.window must be above 0 and at most 7d")
+        if not timedelta(0) < self.step <= self.window:
+            raise ValueError("range.step must be above 0 and at most the window")
+        if self.window / self.step > 11000:  # Prometheus refuses more points per series
+            raise ValueError("range.window / range.step gives more than 11,000 points, which "
+                             "Prometheus refuses. Fix: a longer step")
+        return self
+
+
 GatePhase = Literal["etcd", "control-plane", "nodes", "addons"]
 GATE_PHASES: tuple[GatePhase, ...] = ("etcd", "control-plane", "nodes", "addons")
 
 
 class CustomGate(SpecModel):
-    """A metric the backend reports by name (the twin reports ``error_rate``,
-    ``error_rate_baseline``, ``nodes_not_ready`` and ``pods_pending``), measured after every
+    """A metric the backend reports by name (``metric``: the twin reports ``error_rate``,
+    ``error_rate_baseline``, ``nodes_not_ready`` and ``pods_pending``), or PromQL asked of the
+    cluster's Prometheus (``query``, optionally over a ``range``; or a built-in ``template``,
+    whose conditions apply unless the gate gives its own; ``reduce`` and ``emptyResult`` say
+    how the answer becomes one value — docs/prometheus-gates.md), measured after every
     step of the given phases with analysis semantics, as Argo Rollouts measures a metric:
     ``count`` measurements ``interval`` apart, each Successful (``successCondition`` holds),
     Failed (``failureCondition`` holds; it wins when both do), Inconclusive (neither holds,
@@ -256,7 +282,18 @@ class CustomGate(SpecModel):
     when the files are loaded (``pitstop.gates.Condition``)."""
 
     name: PlainName
-    metric: str = Field(min_length=1, max_length=253)
+    metric: str | None = Field(default=None, min_length=1, max_length=253,
+                               description="a metric the backend reports by name")
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_PROMQL,
+                              description="PromQL asked of the cluster's Prometheus")
+    template: str | None = Field(default=None, min_length=1, max_length=63,
+                                 description="a built-in PromQL template by name")
+    range: PromRange | None = Field(default=None,
+                                    description="ask `query` as a range query over a window")
+    reduce: Literal["max", "min", "avg", "sum", "last"] | None = Field(
+        default=None, description="how the answer's values become one (default max)")
+    empty_result: Literal["error", "zero", "fail"] | None = Field(
+        default=None, description="what an empty answer is (default error)")
     condition: str | None = Field(
         default=None, min_length=1,
         description="the older name of successCondition: when the value is good")
@@ -274,6 +311,23 @@ class CustomGate(SpecModel):
 
     @model_validator(mode="after")
     def _conditions(self) -> CustomGate:
+        given = [k for k, v in (("metric", self.metric), ("query", self.query),
+                                ("template", self.template)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"gate {self.name}: give exactly one of metric, query (PromQL) "
+                             f"and template (a built-in one); got {', '.join(given) or 'none'}")
+        if self.range is not None and self.query is None:
+            raise ValueError(f"gate {self.name}: range goes with query (a template says its "
+                             "own window). Fix: remove range, or write the PromQL in query")
+        if self.metric is not None and (self.reduce is not None
+                                        or self.empty_result is not None):
+            raise ValueError(f"gate {self.name}: reduce and emptyResult go with query or "
+                             "template, not metric")
+        if self.template is not None:  # its own conditions, unless the gate overrides them
+            if self.condition is not None and self.success_condition is not None:
+                raise ValueError(f"gate {self.name}: keep one of condition and "
+                                 "successCondition (successCondition)")
+            return self
         if self.condition is not None and self.success_condition is not None:
             raise ValueError(f"gate {self.name}: condition is the older name of "
                              "successCondition; keep one of the two (successCondition)")
@@ -292,6 +346,47 @@ class CustomGate(SpecModel):
         return {key: text for key, text in (
             ("condition", self.condition), ("successCondition", self.success_condition),
             ("failureCondition", self.failure_condition)) if text is not None}
+
+
+class AlertGate(SpecModel):
+    """Firing alerts that hold the run, as kured holds reboots: before each step of the given
+    phases and before each node of a node step, the cluster's Prometheus is asked for its
+    firing alerts; one that this gate matches (its name among ``alertNames`` — any name when
+    empty — every ``matchLabels`` label equal, every ``matchRegex`` label fully matching) pauses
+    the run, naming the alerts. With ``resumeWhenClear`` the run waits instead, asking again
+    every ``interval``, and goes on once they cleared; still firing after ``maxWait`` → pause.
+    An alert query that breaks pauses the run too (it cannot tell), never rolls back."""
+
+    name: PlainName
+    alert_names: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=100, description="alertname values; any when empty")
+    match_labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+    match_regex: dict[str, str] = Field(default_factory=dict, max_length=50)
+    phases: list[GatePhase] = Field(default_factory=lambda: list(GATE_PHASES))
+    resume_when_clear: bool = Field(default=False,
+                                    description="wait for the alerts to clear instead of "
+                                                "pausing at once")
+    interval: Duration = timedelta(seconds=30)
+    max_wait: Duration = timedelta(minutes=30)
+
+    @field_validator("match_regex")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            try:
+                re.compile(text)
+            except re.error as exc:
+                raise ValueError(f"matchRegex.{key}: {text[:60]!r} is not a regex ({exc}). "
+                                 "Fix: write e.g. 'critical|warning'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _timing(self) -> AlertGate:
+        if self.interval <= timedelta(0) or self.interval > timedelta(hours=1):
+            raise ValueError(f"alert gate {self.name}: interval must be above 0 and at most 1h")
+        if self.max_wait < timedelta(0) or self.max_wait > timedelta(days=1):
+            raise ValueError(f"alert gate {self.name}: maxWait must be 0 to 1d")
+        return self
 
 
 BuiltinGateKind = Literal["apiserver-health", "control-plane-health", "etcd-health",
@@ -321,6 +416,8 @@ class UpgradePolicySpec(SpecModel):
     waivers: list[Waiver] = Field(default_factory=list)
     estimates: StepEstimates = Field(default_factory=StepEstimates)
     gates: list[CustomGate] = Field(default_factory=list, description="custom metric gates")
+    alert_gates: list[AlertGate] = Field(
+        default_factory=list, description="firing alerts that hold the run (Prometheus)")
     gate_timing: dict[BuiltinGateKind, GateTiming] = Field(
         default_factory=dict, description="interval/count/failureLimit of built-in gates")
     max_parallel_clusters: int = Field(default=0, ge=0, le=MAX_COUNT,
