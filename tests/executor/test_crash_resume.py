@@ -9,14 +9,17 @@ drain): a resume between "first node of the step done" and "step done" must judg
 skew from where each node is, not replay the whole step on nodes already at the target.
 
 Every-position kills use the journal's failpoint (``PITSTOP_FAILPOINT=journal-write:STEP:N``,
-:mod:`pitstop.store.sqlite`): the process SIGKILLs itself just before its N-th journal write of
-that step — before an intent (the effect not made) or before an outcome (made, not recorded).
+:mod:`pitstop.store.sqlite`): the process SIGKILLs itself just before its N-th write about
+that step — before an intent (the effect not made), before an outcome (made, not recorded), or
+before an audit record about the step (so also between its step-done record and its done
+status, where a resume used to refuse the run as damaged).
 Random kills come from outside, once the journal holds a chosen number of actions.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 import signal
@@ -222,7 +225,12 @@ def test_sigkill_at_every_journal_write_of_a_multi_hop_step(tmp_path: Path) -> N
     base_run, expected = _baseline(tmp_path, files, ("c1",))
     rows = journal(base_run, "SELECT count(*), sum(outcome IS NOT NULL) FROM actions WHERE "
                    "step_id = ?", SMALL_STEP)
-    writes = int(rows[0][0]) + int(rows[0][1]) + 2  # intents, outcomes, running + done
+    audited = sum(1 for line in (base_run / "audit.jsonl").read_text().splitlines()
+                  if json.loads(line).get("subject") == SMALL_STEP)
+    assert audited >= 2, audited  # at least step-start and step-done
+    # intents, outcomes, running + done, and the audit records about the step: a kill between
+    # the step's last two writes (its step-done record and its done status) is one of them
+    writes = int(rows[0][0]) + int(rows[0][1]) + 2 + audited
     changes = journal(base_run, "SELECT count(*) FROM actions WHERE step_id = ? AND kind = "
                       "'upgrade'", SMALL_STEP)[0][0]
     assert changes == 10, changes  # five changes on each of two nodes: the step is multi-hop

@@ -277,9 +277,13 @@ class Executor:
         if outcome.decision is Decision.PROCEED:
             if step.soak.total_seconds() > 0:
                 ctx.sleep_checked(step.soak.total_seconds())
+            # the audit record first: a process killed between the two writes leaves a step
+            # the log calls done and the journal still running (resume runs its gates
+            # again), never one the journal calls done that the log never saw finish —
+            # which is what a forged journal looks like, and is refused
+            ctx.audit("step-done", outcome.summary, step.id, cluster=step.cluster)
             self.journal.set_step(step.id, StepStatus.DONE, ctx.now(), outcome.summary)
             self.telemetry.step_finished(str(step.action), ctx.now() - started, "done")
-            ctx.audit("step-done", outcome.summary, step.id, cluster=step.cluster)
             return
         if outcome.decision is Decision.PAUSE:
             self.journal.set_step(step.id, StepStatus.PAUSED, ctx.now(), outcome.summary)

@@ -93,6 +93,7 @@ class RunDir:
         a run goes through here, so the journal and the log can be checked against each other
         (the record carries the journal's newest action, the journal the log's newest
         record)."""
+        self.journal.crash_point(subject)  # crash tests: an audit record is a write too
         rec = self.audit.append(self.run_id, actor, action, reason, subject, before, after,
                                 at=at, journal=self.journal.last_seq(), **extra)
         self.journal.set("audit-head", f"{rec.seq}:{rec.hash}")

@@ -105,6 +105,12 @@ class RunStore(Protocol):
 
     def set_step(self, step_id: str, status: str, at: float, message: str = "") -> None: ...
 
+    def crash_point(self, step_id: str) -> None:
+        """Crash testing: count a write of the run's durable state about ``step_id`` made
+        outside this store (its audit records), as the store counts its own writes; a store
+        without failpoints does nothing."""
+        ...
+
     # the write-ahead actions
     def intent(self, step_id: str, kind: str, target: str, detail: dict[str, Any],
                at: float) -> int: ...

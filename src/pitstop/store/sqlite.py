@@ -8,8 +8,8 @@ refused with who it is. The kernel releases the lock when its holder dies, howev
 a crashed run is never left locked.
 
 Crash testing: with ``PITSTOP_FAILPOINT=journal-write:N`` in its environment, the process
-kills itself with SIGKILL just before its N-th write of a step status, an intent or an
-outcome (1-based; ``journal-write:STEP:N`` counts only the writes of step STEP and of its
+kills itself with SIGKILL just before its N-th write of a step status, an intent, an
+outcome or an audit record about the step (1-based; ``journal-write:STEP:N`` counts only the writes of step STEP and of its
 rollback). The state on disk is exactly that of a process killed at that instant from outside:
 before an intent is written, the effect was not made; before an outcome, it was made and not
 recorded. So a test can crash a run at every position of a step, not only at random ones
@@ -143,6 +143,11 @@ class SqliteRunStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def crash_point(self, step_id: str) -> None:
+        """An audit record about ``step_id`` is about to be written: a write the failpoint
+        counts too (module docstring)."""
+        self._write(step_id)
 
     def _write(self, step_id: str) -> None:
         """Count a write for the crash-test failpoint (module docstring)."""
