@@ -42,7 +42,8 @@ from pitstop.backend import (
 from pitstop.catalog import Catalog
 from pitstop.executor.checks import await_approval, await_window, check_live_skew, final_check
 from pitstop.executor.context import HALTED, ROLLBACK_NEEDED, RunContext, Stop
-from pitstop.executor.gating import GateOutcome, evaluate_gates
+from pitstop.executor.gating import GateOutcome, evaluate_gates, judged
+from pitstop.executor.judging import judged_soak, record_judgements
 from pitstop.executor.lanes import Lanes
 from pitstop.executor.nodestep import admits, run_node_step
 from pitstop.executor.rollback import RollbackPlan, carry_out, plan_rollback
@@ -247,7 +248,18 @@ class Executor:
             return
         outcome = self._gates(step, targets)
         if outcome.decision is Decision.PROCEED:
-            if step.soak.total_seconds() > 0:
+            judge = self.run.policy.spec.canary_judge
+            if judge is not None and judge.soak is not None and judged(step, judge):
+                decision, why = judged_soak(ctx, step, targets, judge)
+                if decision is Decision.PAUSE:
+                    self.journal.set_step(step.id, StepStatus.PAUSED, ctx.now(), why)
+                    raise Stop(RunStatus.PAUSED, f"step {step.id}: {why}. Look, then "
+                               f"`pitstop resume {self.run.path}` (gates and the judged soak "
+                               f"run again) or `pitstop rollback {self.run.path}`")
+                if decision is not Decision.PROCEED:
+                    self._gate_failed(step, f"step {step.id}: {why}")
+                outcome.summary += f"; {why}"
+            elif step.soak.total_seconds() > 0:
                 ctx.sleep_checked(step.soak.total_seconds())
             self.journal.set_step(step.id, StepStatus.DONE, ctx.now(), outcome.summary)
             ctx.audit("step-done", outcome.summary, step.id, cluster=step.cluster)
@@ -285,7 +297,8 @@ class Executor:
         ctx = self.ctx
         outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
                                  self.run.policy.spec.gates, self.run.policy.spec.gate_timing,
-                                 sleep=ctx.sleep)
+                                 sleep=ctx.sleep, judge=self.run.policy.spec.canary_judge)
+        record_judgements(ctx, step, outcome)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, ctx.now())
         ctx.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),

@@ -46,6 +46,7 @@ from pitstop.model.hosts import (
     VerifyCommand,
 )
 from pitstop.model.judge import (
+    CanaryJudgePolicy,
     JudgeConfig,
     JudgeEffectSize,
     JudgeMetric,
@@ -81,6 +82,7 @@ __all__ = [
     "Approval",
     "Blackout",
     "CanaryErrorRate",
+    "CanaryJudgePolicy",
     "Cluster",
     "ContainerRuntime",
     "ControlPlane",
