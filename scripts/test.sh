@@ -4,8 +4,9 @@
 #
 #   stream 1  the real Kubernetes control plane the tests run against (hack/k8s/build.sh: built
 #             from Go modules into a cache outside the repo, keyed by version — about 20
-#             minutes cold, about a second when cached), then the tests that need it
-#             (tests/k8s, and the hosts that are nodes of a cluster);
+#             minutes cold, about a second when cached) and Jaeger (hack/jaeger/build.sh, the
+#             same way), then the tests that need them (tests/k8s, the hosts that are nodes
+#             of a cluster, tests/observe);
 #   stream 2  everything else, from the start (the planner, the twin, the executor and its
 #             crash tests, the command line, the real-host tests under tests/hosts).
 #
@@ -22,6 +23,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 # the report test drives Debian's chromium; installed here, before the streams, so that no
 # two apt-get runs meet
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# the telemetry tests (tests/observe) scrape pitstop's /metrics with Debian's Prometheus
+[ -x /usr/bin/prometheus ] || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -35,10 +38,15 @@ echo "== import layers"; lint-imports
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 start=$(date +%s)
-on_cluster=(tests/k8s tests/hosts/test_apply_hosts_on_nodes.py)
+# tests/observe reads traces back from a real Jaeger built here too (hack/jaeger/build.sh)
+on_cluster=(tests/k8s tests/hosts/test_apply_hosts_on_nodes.py tests/observe)
 (
   echo "== real Kubernetes control plane (hack/k8s/build.sh)"
   bash hack/k8s/build.sh
+  # Jaeger v1.76.0 from Go modules, for tests/observe: about 29 minutes cold on this shared
+  # 2-core machine (measured 2026-12-02, beside other builds and test runs), a second cached
+  echo "== Jaeger (hack/jaeger/build.sh)"
+  bash hack/jaeger/build.sh
   echo "== pytest: the tests on a real control plane"
   pytest -q -p no:cacheprovider "${on_cluster[@]}" "$@"
 ) >"$logs/cluster.log" 2>&1 &
@@ -46,7 +54,7 @@ cluster=$!
 (
   echo "== pytest: everything else"
   pytest -q -p no:cacheprovider --ignore=tests/k8s \
-    --ignore=tests/hosts/test_apply_hosts_on_nodes.py "$@"
+    --ignore=tests/hosts/test_apply_hosts_on_nodes.py --ignore=tests/observe "$@"
 ) >"$logs/rest.log" 2>&1 &
 rest=$!
 rc_cluster=0; wait "$cluster" || rc_cluster=$?

@@ -590,6 +590,58 @@ poll_option = click.option(
     "node and member upgrades); the twin's clock is virtual.")
 
 
+def telemetry_options(fn: F) -> F:
+    """pitstop's own telemetry for a run (docs/telemetry.md): OTLP traces, /metrics, JSON
+    logs. All off by default."""
+    fn = click.option(
+        "--log-format", "log_format", type=click.Choice(["text", "json"]), default="text",
+        show_default=True, help="The progress log on standard error: text lines, or one JSON "
+        "object per line with the run id and trace id (standard output keeps -o).")(fn)
+    fn = click.option(
+        "--metrics-linger", "metrics_linger", type=click.FloatRange(0, 3600), default=0.0,
+        show_default=True, metavar="SECONDS", help="Keep /metrics up this long after the run "
+        "ended, so that a scraper reads the final values.")(fn)
+    fn = click.option(
+        "--metrics-address", "metrics_address", default=None, metavar="[HOST:]PORT",
+        callback=_check_metrics_address,
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics while the run goes on "
+        "(HOST defaults to 127.0.0.1).")(fn)
+    return click.option(
+        "--otlp-endpoint", "otlp_endpoint", default=None, metavar="URL",
+        help="Send OpenTelemetry traces over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318; "
+        "/v1/traces is added). Default: $OTEL_EXPORTER_OTLP_ENDPOINT, else no traces.")(fn)
+
+
+def _check_metrics_address(ctx: click.Context, param: click.Parameter,
+                           value: str | None) -> str | None:
+    """A bad --metrics-address is bad input (exit 2), said before anything is read."""
+    if value is not None:
+        from pitstop.observe.metrics import parse_address
+
+        try:
+            host, port = parse_address(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        import socket
+
+        try:  # taken or not ours: said now, before a run is made
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+        except OSError as exc:
+            raise click.BadParameter(f"cannot serve metrics on {value}: {exc.strerror or exc}. "
+                                     "Fix: pick a free port, or 0 for any") from None
+    return value
+
+
+def _telemetry(otlp_endpoint: str | None, metrics_address: str | None, metrics_linger: float,
+               log_format: str) -> Any:
+    """The TelemetryOptions asked for."""
+    from pitstop.observe.session import TelemetryOptions
+
+    return TelemetryOptions(otlp_endpoint, metrics_address, metrics_linger, log_format)
+
+
 kubeconfig_option = click.option(
     "--kubeconfig", type=click.Path(dir_okay=False), default=None,
     help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).")
@@ -650,13 +702,16 @@ page_size_option = click.option(
 @runs_option
 @catalog_option
 @click.option("--now", "now_text", default=None, help="As for plan.")
+@telemetry_options
 @_output_option("table", "json", "yaml")
 @_guard
 def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_kind: str,
           seed: int, kubeconfig: str | None, contexts: tuple[str, ...], pool_label: str,
           node_upgrader: str, node_command: str | None, node_verify_timeout: float,
           cp_command: str | None, cp_addresses: tuple[str, ...], poll_s: float, runs_dir: str,
-          catalog_dir: str | None, now_text: str | None, fmt: str) -> None:
+          catalog_dir: str | None, now_text: str | None, otlp_endpoint: str | None,
+          metrics_address: str | None, metrics_linger: float, log_format: str,
+          fmt: str) -> None:
     """Apply the plan to the twin, with `--backend hosts` to real hosts, or with
     `--backend kube` to live clusters, with progress. Refuses a plan with blocking findings,
     and (kube) a plan of versions that no longer run. Interrupt it any time:
@@ -677,6 +732,7 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
     from pitstop.errors import RunRefused
     from pitstop.kinds import RunOptions
 
+    telemetry = _telemetry(otlp_endpoint, metrics_address, metrics_linger, log_format)
     cfg, plan_, policy, now = _run_files(files, target_text, catalog_dir, now_text)
     if not plan_.reachable:
         raise RunRefused("the plan is blocked: " + "; ".join(
@@ -690,8 +746,11 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
                          control_plane_command=cp_command, control_plane_addresses=cp_addresses)
     # what it would act on, then every check the backend makes: no question when it refuses,
     # and nothing is made before the answer
+    announce = None
     if plan_.steps and not (backend_kind in ("hosts", "hosts+kube") and cfg.hosts is None):
-        _echo(_apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts), err=True)
+        announce = _apply_target_text(cfg, plan_, backend_kind, kubeconfig, contexts)
+        if log_format == "text" or not yes:  # json: a line of the run's log (asked: both)
+            _echo(announce, err=True)
     prepared = prepare(backend_kind, cfg, plan_, options)
     if not yes and not click.confirm("Go ahead?", err=True):
         sys.exit(EXIT_BLOCKED)
@@ -701,7 +760,7 @@ def apply(files: tuple[str, ...], target_text: str | None, yes: bool, backend_ki
     catalog = load_catalog(catalog_dir) if catalog_dir else None
     run, backend = begin_run(backend_kind, cfg, plan_, policy, options, prepared=prepared)
     try:
-        result = _execute_with_progress(run, backend, poll_s, catalog)
+        result = _execute_with_progress(run, backend, poll_s, catalog, telemetry, announce)
         _print_result(run, backend, result, _console(), "pitstop apply", fmt=fmt)
     finally:
         backend.close()  # what it has in flight finishes first (hosts)
@@ -735,11 +794,49 @@ def _apply_target_text(cfg: Any, plan_: Any, backend_kind: str, kubeconfig: str 
 
 
 def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
-                           catalog: Any = None) -> Any:
+                           catalog: Any = None, telemetry: Any = None,
+                           announce: str | None = None) -> Any:
     """Execute the run with its progress on standard error: a bar per wave on a terminal, a
-    line per finished step otherwise (standard output keeps the summary or the document)."""
+    line per finished step otherwise (standard output keeps the summary or the document) —
+    or, with --log-format json, a JSON line per audited event. ``telemetry``: the
+    TelemetryOptions (traces, /metrics, JSON logs), none by default."""
+    if telemetry is None or not telemetry.wanted:
+        return _progress(run, twin, poll_s, catalog, None)
+    from pitstop.observe.api import activate
+    from pitstop.observe.backend import TracedBackend
+    from pitstop.observe.session import Session
+
+    try:
+        session = Session(run.run_id, telemetry).open()
+    except OSError as exc:  # the metrics address is taken or cannot be bound
+        from pitstop.errors import RunRefused
+
+        raise RunRefused(f"--metrics-address {telemetry.metrics_address}: cannot serve "
+                         f"metrics there: {exc}. Fix: pick a free port") from None
+    try:
+        with activate(session):
+            if telemetry.log_format == "json":
+                if announce:
+                    session.log("apply-target", announce)
+                if session.metrics_url:
+                    session.log("metrics", f"serving metrics at {session.metrics_url}",
+                                url=session.metrics_url)
+            elif session.metrics_url:
+                _echo(f"metrics: {session.metrics_url}", err=True)
+            return _progress(run, TracedBackend(twin, session), poll_s, catalog, session)
+    finally:
+        session.close()
+
+
+def _progress(run: Any, twin: Any, poll_s: float, catalog: Any, session: Any) -> Any:
     from pitstop.cli.runs import execute
+    from pitstop.observe.api import NO_TELEMETRY
     from pitstop.render.safe import markup
+
+    telemetry = NO_TELEMETRY if session is None else session
+    if session is not None and session.options.log_format == "json":
+        return execute(run, twin, session.on_event, poll_s=poll_s, catalog=catalog,
+                       telemetry=telemetry)
 
     waves = {w.name: len([s for s in run.plan.steps if s.wave == w.name])
              for w in run.plan.waves}
@@ -750,11 +847,14 @@ def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
         count = [len(done)]
 
         def on_line(action: str, info: dict[str, Any]) -> None:
+            if session is not None:
+                session.on_event(action, info)
             if action == "step-done" and info["subject"] in step_wave:
                 count[0] += 1
                 _echo(f"done {count[0]}/{len(step_wave)}  {info['subject']}", err=True)
 
-        return execute(run, twin, on_line, poll_s=poll_s, catalog=catalog)
+        return execute(run, twin, on_line, poll_s=poll_s, catalog=catalog,
+                       telemetry=telemetry)
 
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -766,19 +866,25 @@ def _execute_with_progress(run: Any, twin: Any, poll_s: float = 5.0,
                  for w, n in waves.items()}
 
         def on_event(action: str, info: dict[str, Any]) -> None:
+            if session is not None:
+                session.on_event(action, info)
             if action == "step-done" and info["subject"] in step_wave:
                 progress.advance(tasks[step_wave[info["subject"]]])
 
-        return execute(run, twin, on_event, poll_s=poll_s, catalog=catalog)
+        return execute(run, twin, on_event, poll_s=poll_s, catalog=catalog,
+                       telemetry=telemetry)
 
 
 @main.command()
 @run_argument()
 @runs_lookup_option
 @poll_option
+@telemetry_options
 @_output_option("table", "json", "yaml")
 @_guard
-def resume(run_dir: str, poll_s: float, fmt: str) -> None:
+def resume(run_dir: str, poll_s: float, otlp_endpoint: str | None,
+           metrics_address: str | None, metrics_linger: float, log_format: str,
+           fmt: str) -> None:
     """Continue a run after a pause, an approval, or a crash: completed actions are not
     repeated, and none is skipped. RUN is a run directory or a run id.
 
@@ -786,11 +892,12 @@ def resume(run_dir: str, poll_s: float, fmt: str) -> None:
     from pitstop.cli.runs import load_run, open_backend
     from pitstop.executor.integrity import acting
 
+    telemetry = _telemetry(otlp_endpoint, metrics_address, metrics_linger, log_format)
     run = load_run(run_dir)
     with acting(run, "resume"):  # one process at a time; the run's files checked first
         backend = open_backend(run)
         try:
-            result = _execute_with_progress(run, backend, poll_s)
+            result = _execute_with_progress(run, backend, poll_s, telemetry=telemetry)
             _print_result(run, backend, result, _console(), f"pitstop run {run.run_id}",
                           fmt=fmt)
         finally:

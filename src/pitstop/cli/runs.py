@@ -22,6 +22,7 @@ from pitstop.kinds import Prepared, RunOptions, kind
 from pitstop.model import Fleet, UpgradePolicy
 from pitstop.model.common import Metadata
 from pitstop.model.faults import FaultScenario
+from pitstop.observe.api import NO_TELEMETRY, Telemetry
 from pitstop.planner import Plan, make_plan
 from pitstop.store import ActionRecord
 from pitstop.twin import Twin
@@ -101,11 +102,12 @@ def describe_backend(run: RunDir) -> str:
 
 
 def execute(run: RunDir, backend: Backend, on_event: Callable[[str, dict[str, Any]], None]
-            | None = None, *, poll_s: float = 5.0, catalog: Catalog | None = None) -> RunResult:
+            | None = None, *, poll_s: float = 5.0, catalog: Catalog | None = None,
+            telemetry: Telemetry = NO_TELEMETRY) -> RunResult:
     """Carry the run out, holding it (one process at a time; its files checked first)."""
     with acting(run, "apply"):
         return Executor(run, backend, on_event=on_event, poll_s=poll_s,
-                        catalog=catalog).execute()
+                        catalog=catalog, telemetry=telemetry).execute()
 
 
 def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, title: str,

@@ -14,6 +14,7 @@ from pitstop.executor.effects import Effects
 from pitstop.executor.lanes import Lanes
 from pitstop.executor.run import RunDir
 from pitstop.executor.vocabulary import Act, Request, RunStatus
+from pitstop.observe.api import NO_TELEMETRY, Telemetry
 from pitstop.planner.plan import Step
 from pitstop.store import RunStore
 
@@ -46,6 +47,7 @@ class RunContext:
     rollbacks: list[str] = field(default_factory=list)
     lanes: Lanes | None = None  # clusters of the wave worked on at once (None: one at a time)
     halt: str | None = None  # why the other clusters of the wave must stop (None: go on)
+    telemetry: Telemetry = NO_TELEMETRY  # spans and measurements (pitstop.observe.api)
     effects: Effects = field(init=False)
 
     def __post_init__(self) -> None:

@@ -50,6 +50,7 @@ from pitstop.executor.rollback import RollbackPlan, carry_out, plan_rollback
 from pitstop.executor.run import RunDir
 from pitstop.executor.vocabulary import Request, RunStatus, StepStatus
 from pitstop.gates import Decision
+from pitstop.observe.api import NO_TELEMETRY, Span, Telemetry
 from pitstop.planner.plan import Step, StepAction
 
 __all__ = ["Executor", "RunResult", "admits"]
@@ -74,11 +75,14 @@ class Executor:
     # the rules of the live skew check (pass the catalog the plan was made with; default: the
     # shipped one)
     catalog: Catalog | None = None
+    # spans and measurements (pitstop.observe.api; default: none)
+    telemetry: Telemetry = NO_TELEMETRY
     ctx: RunContext = field(init=False)
+    _failed_at: float | None = field(default=None, init=False)  # the wave's first failed gate
 
     def __post_init__(self) -> None:
         self.ctx = RunContext(self.run, self.backend, self.actor, self.poll_s, self._emit,
-                              self.catalog)
+                              self.catalog, telemetry=self.telemetry)
 
     def _emit(self, action: str, info: dict[str, Any]) -> None:
         if self.on_event is not None:  # read at each event: a caller may set it late
@@ -94,6 +98,14 @@ class Executor:
 
     # -- the run ---------------------------------------------------------------------------
     def execute(self) -> RunResult:
+        with self.telemetry.span("run", plan_steps=len(self.run.plan.steps)) as span:
+            result = self._execute()
+            span.set("pitstop.status", str(result.status))
+            if result.status is not RunStatus.COMPLETED:
+                span.fail(result.reason)
+            return result
+
+    def _execute(self) -> RunResult:
         status = self.journal.get("status")
         total = len(self.run.plan.steps)
         if status in (s.value for s in RunStatus if s.final):
@@ -144,6 +156,11 @@ class Executor:
         soaked = soak_s <= 0 or self.journal.get(f"wave-soaked/{wave}") == "yes"
         if soaked and all(self.journal.step(s.id).status == StepStatus.DONE for s in steps):
             return
+        with self.telemetry.span("wave", wave=wave, clusters=len(clusters)) as span:
+            self._run_wave_in(span, wave, clusters, steps, soaked, soak_s, max_parallel)
+
+    def _run_wave_in(self, wave_span: Span, wave: str, clusters: tuple[str, ...],
+                     steps: list[Step], soaked: bool, soak_s: float, max_parallel: int) -> None:
         ctx = self.ctx
 
         def work(cluster: str) -> None:
@@ -153,8 +170,11 @@ class Executor:
                 ctx.check_requests()
                 await_approval(ctx, step)
                 await_window(ctx, step)
-                check_live_skew(ctx, step)
-                self._run_step(step)
+                # the wave's span is handed over: a cluster's lane is a thread of its own
+                with self.telemetry.span("step", wave_span, step=step.id, cluster=cluster,
+                                         action=str(step.action)):
+                    check_live_skew(ctx, step)
+                    self._run_step(step)
 
         pending = [c for c in clusters if any(
             self.journal.step(s.id).status != StepStatus.DONE for s in steps if s.cluster == c)]
@@ -219,6 +239,10 @@ class Executor:
         if failed:
             why = "; ".join(s.reason for s in failed)
             rolled = self.rollback_wave(wave, why)
+            self.telemetry.rolled_back(wave)
+            if self._failed_at is not None:
+                self.telemetry.restored(self.ctx.now() - self._failed_at)
+                self._failed_at = None
             raise Stop(RunStatus.ROLLED_BACK, f"{why}; wave {wave} rolled back: {rolled}")
         first = next((s for s in stops if s.status != HALTED), stops[0])
         if first.status == HALTED:
@@ -233,6 +257,7 @@ class Executor:
         ctx = self.ctx
         rec = self.journal.step(step.id)
         self.journal.set_step(step.id, StepStatus.RUNNING, ctx.now())
+        started = self.journal.step(step.id).started or ctx.now()  # the first start
         ctx.audit("step-start" if rec.status == StepStatus.PENDING else "step-resume",
                   step.reason, step.id, before=step.from_version, after=step.to_version,
                   cluster=step.cluster)
@@ -253,6 +278,8 @@ class Executor:
                 decision, why = judged_soak(ctx, step, targets, judge)
                 if decision is Decision.PAUSE:
                     self.journal.set_step(step.id, StepStatus.PAUSED, ctx.now(), why)
+                    self.telemetry.step_finished(str(step.action), ctx.now() - started,
+                                                 "paused")
                     raise Stop(RunStatus.PAUSED, f"step {step.id}: {why}. Look, then "
                                f"`pitstop resume {self.run.path}` (gates and the judged soak "
                                f"run again) or `pitstop rollback {self.run.path}`")
@@ -262,10 +289,12 @@ class Executor:
             elif step.soak.total_seconds() > 0:
                 ctx.sleep_checked(step.soak.total_seconds())
             self.journal.set_step(step.id, StepStatus.DONE, ctx.now(), outcome.summary)
+            self.telemetry.step_finished(str(step.action), ctx.now() - started, "done")
             ctx.audit("step-done", outcome.summary, step.id, cluster=step.cluster)
             return
         if outcome.decision is Decision.PAUSE:
             self.journal.set_step(step.id, StepStatus.PAUSED, ctx.now(), outcome.summary)
+            self.telemetry.step_finished(str(step.action), ctx.now() - started, "paused")
             raise Stop(RunStatus.PAUSED, f"step {step.id}: gate inconclusive — "
                        f"{outcome.summary}. Look, then `pitstop resume {self.run.path}` (gates "
                        f"run again) or `pitstop rollback {self.run.path}`")
@@ -274,6 +303,12 @@ class Executor:
     def _gate_failed(self, step: Step, why: str) -> None:
         """The wave is rolled back by :meth:`_stopped` once every cluster of it has stopped."""
         self.journal.set_step(step.id, StepStatus.FAILED, self.ctx.now(), why)
+        rec = self.journal.step(step.id)
+        if rec.started is not None:
+            self.telemetry.step_finished(str(step.action), self.ctx.now() - rec.started,
+                                         "failed")
+        if self._failed_at is None:
+            self._failed_at = self.ctx.now()
         self.ctx.audit("gate-failed", why, step.id, cluster=step.cluster)
         raise Stop(ROLLBACK_NEEDED, why, cluster=step.cluster)
 
@@ -295,12 +330,16 @@ class Executor:
 
     def _gates(self, step: Step, targets: list[str]) -> GateOutcome:
         ctx = self.ctx
-        outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
-                                 self.run.policy.spec.gates, self.run.policy.spec.gate_timing,
-                                 sleep=ctx.sleep, judge=self.run.policy.spec.canary_judge)
+        with self.telemetry.span("gates", step=step.id, targets=len(targets)) as span:
+            outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
+                                     self.run.policy.spec.gates,
+                                     self.run.policy.spec.gate_timing, sleep=ctx.sleep,
+                                     judge=self.run.policy.spec.canary_judge)
+            span.set("pitstop.decision", str(outcome.decision))
         record_judgements(ctx, step, outcome)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, ctx.now())
+            self.telemetry.gate_verdict(r.name, str(r.phase))
         ctx.audit("gates", outcome.summary, step.id, decision=str(outcome.decision),
                   cluster=step.cluster)
         return outcome
@@ -315,5 +354,6 @@ class Executor:
         """Return the wave's nodes and add-ons to their last known-good versions
         (:mod:`pitstop.executor.rollback`); the summary. ``plan``: what was shown to a person
         and agreed to (default: planned now)."""
-        return carry_out(self.ctx, plan or plan_rollback(self.ctx, wave,
-                                                         restore_etcd=restore_etcd), why)
+        with self.telemetry.span("rollback", wave=wave):
+            return carry_out(self.ctx, plan or plan_rollback(self.ctx, wave,
+                                                             restore_etcd=restore_etcd), why)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pitstop.backend import BackendError
+from pitstop.observe.api import active as active_telemetry
 from pitstop.redact import redact_text
 
 __all__ = ["CLOCK_SKEW_S", "COMMAND_TIMEOUT_S", "ENV", "VERIFY_TIMEOUT_S", "CommandStatus",
@@ -181,11 +182,14 @@ def launch(state_dir: Path, name: str, argv: Sequence[str], now: float,
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(f"$ {shlex.join(kept)}\n")
+    # the W3C trace context of the call that launches it (TRACEPARENT; none when not tracing)
+    trace_env = active_telemetry().trace_environment()
     try:
         launched = subprocess.run(
             ["/bin/sh", "-c", _LAUNCH, "pitstop-hook", str(status), str(log), *argv],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
-            start_new_session=True, cwd=opdir, check=False)
+            start_new_session=True, cwd=opdir, check=False,
+            env={**os.environ, **trace_env} if trace_env else None)
         pid = int(launched.stdout.strip())
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         raise BackendError(f"could not launch {what} {shlex.join(kept)}: "
