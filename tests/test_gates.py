@@ -678,8 +678,10 @@ def test_every_gate_kind_the_planner_emits_has_a_provider() -> None:
     emitted = {g.kind for s in plan.steps for g in s.gates}
     assert emitted and emitted <= kinds
     assert kinds <= set(PROVIDERS), kinds - set(PROVIDERS)
-    # and no provider is dead: each is a kind the planner emits, or a custom gate's kind
-    assert set(PROVIDERS) == kinds | {THRESHOLD, PROMETHEUS}
+    # and no provider is dead: each is a kind the planner emits, a custom gate's kind, or
+    # the canary judge's (added by the executor after canary node steps: spec.canaryJudge)
+    from pitstop.gates.judging import CANARY_JUDGE
+    assert set(PROVIDERS) == kinds | {THRESHOLD, PROMETHEUS, CANARY_JUDGE}
 
 
 def test_every_gate_timing_key_is_a_registered_kind() -> None:
@@ -687,9 +689,10 @@ def test_every_gate_timing_key_is_a_registered_kind() -> None:
 
     keys = set(get_args(BuiltinGateKind))
     assert keys <= set(PROVIDERS) - {THRESHOLD, PROMETHEUS}, keys - set(PROVIDERS)
-    # the kinds without a gateTiming entry: the custom gates' (timed per gate) and the
-    # snapshot check (a single measurement of an operation that already succeeded)
-    assert set(PROVIDERS) - keys == {THRESHOLD, PROMETHEUS, "etcd-snapshot"}
+    # the kinds without a gateTiming entry: the custom gates' (timed per gate), the canary
+    # judge's (timed by spec.canaryJudge) and the snapshot check (a single measurement of an
+    # operation that already succeeded)
+    assert set(PROVIDERS) - keys == {THRESHOLD, PROMETHEUS, "canary-judge", "etcd-snapshot"}
 
 
 # -- custom gates in the policy ----------------------------------------------------------------

@@ -8,17 +8,12 @@ docs/judge.md, "The -o json contract") or a table.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pitstop.errors import ConfigError, ConfigProblem
-from pitstop.gates.canary_judge import (
-    Direction,
-    JudgeResult,
-    JudgeSettings,
-    MetricRule,
-    MetricVerdict,
-    judge_canary,
-)
+from pitstop.gates.canary_judge import JudgeResult, JudgeSettings, judge_canary
+from pitstop.gates.judging import FORMAT, judge_document
+from pitstop.gates.judging import settings_for as judge_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,26 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "judge_document", "print_judgement", "run_judge", "settings_for"]
 
-FORMAT = "pitstop.dev/v1alpha1/CanaryJudgement"
-
-
 def settings_for(config: JudgeConfig | None) -> JudgeSettings:
-    if config is None:
-        return JudgeSettings()
-    spec = config.spec
-    rules = {
-        name: MetricRule(
-            direction=Direction(m.direction), critical=m.critical, weight=m.weight,
-            group=m.group, allowed_increase=m.effect_size.allowed_increase,
-            allowed_decrease=m.effect_size.allowed_decrease,
-            remove_outliers=spec.remove_outliers if m.remove_outliers is None
-            else m.remove_outliers)
-        for name, m in spec.metrics.items()}
-    return JudgeSettings(
-        confidence=spec.confidence, tolerance=spec.tolerance, pass_score=spec.thresholds.pass_,
-        marginal_score=spec.thresholds.marginal, outlier_factor=spec.outlier_factor,
-        rules=rules, default_rule=MetricRule(remove_outliers=spec.remove_outliers),
-        group_weights=dict(spec.groups))
+    return judge_settings(config.spec if config is not None else None)
 
 
 def run_judge(canary_file: str, baseline_file: str, config_file: str | None) -> JudgeResult:
@@ -79,35 +56,6 @@ def run_judge(canary_file: str, baseline_file: str, config_file: str | None) -> 
         if problems:
             raise ConfigError(problems)
     return judge_canary(samples["--canary"], samples["--baseline"], settings_for(config))
-
-
-def _metric_document(v: MetricVerdict, confidence: float) -> dict[str, Any]:
-    interval = None if v.lower is None or v.upper is None else {
-        "lower": v.lower, "upper": v.upper, "confidence": confidence}
-    return {
-        "metric": v.metric, "classification": str(v.classification), "reason": v.reason,
-        "group": v.rule.group, "weight": v.rule.weight, "critical": v.rule.critical,
-        "direction": str(v.rule.direction), "allowedIncrease": v.rule.allowed_increase,
-        "allowedDecrease": v.rule.allowed_decrease,
-        "canaryCount": v.canary_n, "baselineCount": v.baseline_n,
-        "canaryMissing": v.canary_missing, "baselineMissing": v.baseline_missing,
-        "canaryOutliers": v.canary_outliers, "baselineOutliers": v.baseline_outliers,
-        "u": v.u, "p": v.p, "pMethod": None if v.p_method is None else str(v.p_method),
-        "effect": v.effect, "interval": interval, "relativeChange": v.relative_change,
-    }
-
-
-def judge_document(result: JudgeResult) -> dict[str, Any]:
-    s = result.settings
-    return {
-        "format": FORMAT, "verdict": str(result.verdict), "decision": str(result.decision),
-        "score": result.score, "reason": result.reason,
-        "confidence": s.confidence, "tolerance": s.tolerance,
-        "thresholds": {"pass": s.pass_score, "marginal": s.marginal_score},
-        "groups": [{"name": g.name, "weight": g.weight, "score": round(g.score, 2),
-                    "metrics": g.metrics} for g in result.groups],
-        "metrics": [_metric_document(v, s.confidence) for v in result.metrics],
-    }
 
 
 def _g(value: float | None) -> str:

@@ -509,6 +509,7 @@ def _print_result(run: Any, twin: Any, result: Any, console: Console, title: str
                      "stalls": describe_stalls(data["stalls"]), "stalled": data["stalls"]}
     worst = sorted(s["minAvailability"].items(), key=lambda kv: (kv[1], kv[0]))
     doc["lowestAvailability"] = [{"workload": w, "ratio": r} for w, r in worst[:5]]
+    doc["judgements"] = data["judgements"]  # the canary judge's last per step (docs/judge.md)
     doc["report"] = str(path) if path else None
     if fmt == "table":
         print_result(doc, console)

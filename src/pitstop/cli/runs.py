@@ -15,6 +15,7 @@ from pitstop.config import LoadedConfig
 from pitstop.errors import ConfigError, ConfigProblem, RunRefused
 from pitstop.executor.core import Executor, RunResult
 from pitstop.executor.integrity import acting
+from pitstop.executor.judging import latest_judgements
 from pitstop.executor.run import RunDir, create_run, open_run, private_umask
 from pitstop.executor.vocabulary import RunStatus
 from pitstop.kinds import Prepared, RunOptions, kind
@@ -170,6 +171,7 @@ def report_data(run: RunDir, backend: Backend, result: RunResult | None, *, titl
         "pdbFloors": floors,
         "gates": [{"step": g.step_id, "gate": g.gate, "phase": g.phase, "message": g.message,
                    "at": g.at} for g in j.gates()],
+        "judgements": latest_judgements(j),
         "rollbacks": result.rollbacks if result else [],
         "stalls": drain_stalls(actions, {k: v.cluster for k, v in steps_by_id.items()}),
         "stories": stories or [],

@@ -44,7 +44,8 @@ from pitstop.catalog import Catalog
 from pitstop.executor.alerts import await_alerts
 from pitstop.executor.checks import await_approval, await_window, check_live_skew, final_check
 from pitstop.executor.context import HALTED, ROLLBACK_NEEDED, RunContext, Stop
-from pitstop.executor.gating import GateOutcome, evaluate_gates
+from pitstop.executor.gating import GateOutcome, evaluate_gates, judged
+from pitstop.executor.judging import judged_soak, record_judgements
 from pitstop.executor.lanes import Lanes
 from pitstop.executor.nodestep import admits, run_node_step
 from pitstop.executor.rollback import RollbackPlan, carry_out, plan_rollback
@@ -275,7 +276,20 @@ class Executor:
             return
         outcome = self._gates(step, targets)
         if outcome.decision is Decision.PROCEED:
-            if step.soak.total_seconds() > 0:
+            judge = self.run.policy.spec.canary_judge
+            if judge is not None and judge.soak is not None and judged(step, judge):
+                decision, why = judged_soak(ctx, step, targets, judge)
+                if decision is Decision.PAUSE:
+                    self.journal.set_step(step.id, StepStatus.PAUSED, ctx.now(), why)
+                    self.telemetry.step_finished(str(step.action), ctx.now() - started,
+                                                 "paused")
+                    raise Stop(RunStatus.PAUSED, f"step {step.id}: {why}. Look, then "
+                               f"`pitstop resume {self.run.path}` (gates and the judged soak "
+                               f"run again) or `pitstop rollback {self.run.path}`")
+                if decision is not Decision.PROCEED:
+                    self._gate_failed(step, f"step {step.id}: {why}")
+                outcome.summary += f"; {why}"
+            elif step.soak.total_seconds() > 0:
                 ctx.sleep_checked(step.soak.total_seconds())
             # the audit record first: a process killed between the two writes leaves a step
             # the log calls done and the journal still running (resume runs its gates
@@ -326,8 +340,10 @@ class Executor:
         with self.telemetry.span("gates", step=step.id, targets=len(targets)) as span:
             outcome = evaluate_gates(self.backend, step, targets, self.poll_s,
                                      self.run.policy.spec.gates,
-                                     self.run.policy.spec.gate_timing, sleep=ctx.sleep)
+                                     self.run.policy.spec.gate_timing, sleep=ctx.sleep,
+                                     judge=self.run.policy.spec.canary_judge)
             span.set("pitstop.decision", str(outcome.decision))
+        record_judgements(ctx, step, outcome)
         for r in outcome.results:
             self.journal.gate(step.id, r.name, str(r.phase), r.message, ctx.now())
             self.telemetry.gate_verdict(r.name, str(r.phase))

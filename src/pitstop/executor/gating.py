@@ -38,12 +38,14 @@ from pitstop.gates import (
     decide,
     run_verdict,
 )
+from pitstop.gates.judging import CANARY_JUDGE, JUDGEMENT, judge_conditions, judge_params
 from pitstop.gates.promql import TemplateError, template
-from pitstop.model import CustomGate, GateTiming
+from pitstop.model import CanaryJudgePolicy, CustomGate, GateTiming
+from pitstop.planner.plan import Phase as StepPhase
 from pitstop.planner.plan import Step
 
 __all__ = ["GATE_SPECS", "GateOutcome", "GateStatus", "evaluate_gates", "gate_spec",
-           "gate_summary"]
+           "gate_summary", "judged"]
 
 GATE_SPECS: Mapping[str, tuple[float, int, int]] = {
     kind: (p.defaults.interval_s, p.defaults.count, p.defaults.failure_limit)
@@ -65,6 +67,7 @@ class GateStatus:
     failed: int = 0
     inconclusive: int = 0
     consecutive_errors: int = 0
+    evidence: Any = None  # what the provider kept beside its readings (the judge's result)
 
 
 @dataclass
@@ -159,6 +162,24 @@ def _custom_spec(gate: CustomGate) -> MetricSpec:
         failure=Condition.parse(failure) if failure is not None else None)
 
 
+def judged(step: Step, judge: CanaryJudgePolicy | None) -> bool:
+    """Whether the policy's canary judge gates ``step``: a canary node step."""
+    return judge is not None and step.canary and str(step.phase) == str(StepPhase.NODES)
+
+
+def _judge_gate(judge: CanaryJudgePolicy, poll_s: float,
+                registry: Mapping[str, GateProvider]) -> _Gate:
+    """The canary judge after a canary node step: timing from ``spec.canaryJudge``, the
+    score judged by its thresholds."""
+    success, failure = judge_conditions(judge.judge)
+    spec = MetricSpec(name=CANARY_JUDGE, interval_s=judge.interval.total_seconds(),
+                      count=judge.count, success=success, failure=failure)
+    if CANARY_JUDGE not in registry:
+        return _Gate(CANARY_JUDGE, CANARY_JUDGE, MetricRun(_once(CANARY_JUDGE, poll_s)),
+                     broken=f"cannot tell: {UnknownGateKind(CANARY_JUDGE, registry)}")
+    return _Gate(CANARY_JUDGE, CANARY_JUDGE, MetricRun(spec), judge_params(judge))
+
+
 @dataclass
 class _Gate:
     name: str
@@ -191,16 +212,20 @@ def evaluate_gates(backend: Backend, step: Step, targets: list[str], poll_s: flo
                    custom: Sequence[CustomGate] = (),
                    timing: Mapping[Any, GateTiming] | None = None,
                    sleep: Callable[[float], None] | None = None, *,
-                   providers: Mapping[str, GateProvider] | None = None) -> GateOutcome:
+                   providers: Mapping[str, GateProvider] | None = None,
+                   judge: CanaryJudgePolicy | None = None) -> GateOutcome:
     """Measure every gate of ``step`` and the policy's custom gates for its phase
     (interval × count; built-in gates as ``timing`` — the policy's ``gateTiming`` — says)
     and decide. ``sleep`` waits between measurements (default: the backend's clock; the
     executor passes its own when clusters share the clock). ``providers`` replaces the
-    registry (tests)."""
+    registry (tests). ``judge`` (the policy's ``spec.canaryJudge``) adds the canary judge to
+    a canary node step."""
     registry = PROVIDERS if providers is None else providers
     wait_for = sleep if sleep is not None else backend.clock.sleep
     gates = [_builtin(g.name, g.kind, poll_s, timing, registry) for g in step.gates]
     gates += [_custom(c, poll_s, registry) for c in custom if str(step.phase) in c.phases]
+    if judge is not None and judged(step, judge):
+        gates.append(_judge_gate(judge, poll_s, registry))
     results: list[CheckResult] = []
     # Each metric is measured every ``interval`` seconds (its own, as in Argo Rollouts) until
     # it decides: ``count`` measurements, or too many consecutive Errors (Errors do not count).
@@ -247,7 +272,8 @@ def _status(g: _Gate) -> GateStatus:
     # the measurement that decided: the last one with the run's phase (any, while undecided)
     deciding = next((m for m in reversed(ms) if m.phase is status), ms[-1] if ms else None)
     return GateStatus(g.name, g.kind, status, deciding.message if deciding else "", run.spec,
-                      len(ms), run.failed, run.inconclusive, run.consecutive_errors)
+                      len(ms), run.failed, run.inconclusive, run.consecutive_errors,
+                      g.memo.get(JUDGEMENT))
 
 
 def _describe(g: GateStatus) -> str:

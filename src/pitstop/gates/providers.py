@@ -11,8 +11,11 @@ success and failure conditions, a :class:`~pitstop.gates.analysis.MetricRun` wit
 The built-in checks of :mod:`~pitstop.gates.checks` judge several signals at once, so their
 providers read the number of problems a check found, with its message as evidence, under the
 failure condition ``result > 0``; a check that could not tell is an error reading. The canary
-provider reads the canary-to-baseline ratio under ``result > 2``. A custom ``spec.gates`` entry
-is a ``threshold`` provider: it reads the named metric, and the gate's own conditions judge it.
+provider reads the canary-to-baseline ratio under ``result > 2``. The ``canary-judge``
+provider (:mod:`~pitstop.gates.judging`) reads the statistical judge's score under the policy's
+thresholds (Successful at ``pass``, Failed below ``marginal``, Inconclusive between). A custom
+``spec.gates`` entry is a ``threshold`` provider: it reads the named metric, and the gate's own
+conditions judge it.
 
 **A new provider goes in this file**: write its ``measure`` function and add one entry to
 :data:`PROVIDERS`. The executor (``executor/gating.py``) dispatches through the registry only.
@@ -42,6 +45,7 @@ from pitstop.gates.checks import (
     workloads_available,
 )
 from pitstop.gates.condition import Condition
+from pitstop.gates.judging import CANARY_JUDGE, measure_judge, policy_from
 from pitstop.gates.promql import (
     EMPTY_RESULTS,
     REDUCERS,
@@ -309,6 +313,13 @@ def _prometheus(ctx: GateContext) -> Reading:
         why = f"{label}: the query's answer is empty (emptyResult: {empty})"
         return Reading(failed=why) if empty == "fail" else Reading.broken(why)
     return Reading(reduce_values(values, reduce), label=label)
+def _canary_judge(ctx: GateContext) -> Reading:
+    policy = policy_from(ctx.params, ctx.memo)
+    try:
+        return measure_judge(policy, ctx.metrics, ctx.observed, ctx.step, ctx.targets, ctx.now,
+                             ctx.memo)
+    except MetricQueryError as exc:
+        return Reading.broken(f"cannot judge: a query failed: {exc}")
 
 
 def _check(kind: str, reads: Read, read: Callable[[GateContext], Reading], interval_s: float,
@@ -319,6 +330,7 @@ def _check(kind: str, reads: Read, read: Callable[[GateContext], Reading], inter
 
 _HEALTH: Read = "health"
 _OBSERVATION: Read = "observation"
+_METRICS: Read = "metrics"
 
 PROVIDERS: Mapping[str, GateProvider] = MappingProxyType({p.kind: p for p in (
     _check("apiserver-health", _HEALTH, _apiserver, 10.0, 3),
@@ -331,6 +343,10 @@ PROVIDERS: Mapping[str, GateProvider] = MappingProxyType({p.kind: p for p in (
     _check("addon-health", _OBSERVATION, _addon, 10.0, 2),
     CheckProvider("etcd-snapshot", frozenset(), GateDefaults(10.0, 1, failure=_PROBLEMS),
                   _snapshot),
+    # spec.canaryJudge after canary node steps: the score, judged by the policy's thresholds
+    CheckProvider(CANARY_JUDGE, frozenset({_OBSERVATION, _METRICS}), GateDefaults(
+        60.0, 3, success=Condition.parse("result >= 95"),
+        failure=Condition.parse("result < 75")), _canary_judge),
     # a custom spec.gates entry: its conditions and timing come from the policy
     CheckProvider(THRESHOLD, frozenset({_HEALTH}), GateDefaults(30.0, 3), _threshold),
     # a spec.gates entry with query or template: PromQL, judged by the gate's conditions

@@ -7,6 +7,7 @@ from pitstop.model.faults import (
     Fault,
     FaultScenario,
     FaultScenarioSpec,
+    MetricRegression,
     NodeNeverReady,
     PdbNeverAllows,
     ProcessCrash,
@@ -45,6 +46,7 @@ from pitstop.model.hosts import (
     VerifyCommand,
 )
 from pitstop.model.judge import (
+    CanaryJudgePolicy,
     JudgeConfig,
     JudgeEffectSize,
     JudgeMetric,
@@ -80,6 +82,7 @@ __all__ = [
     "Approval",
     "Blackout",
     "CanaryErrorRate",
+    "CanaryJudgePolicy",
     "Cluster",
     "ContainerRuntime",
     "ControlPlane",
@@ -110,6 +113,7 @@ __all__ = [
     "LocalProcessMembers",
     "MaintenanceWindow",
     "Metadata",
+    "MetricRegression",
     "Node",
     "NodeNeverReady",
     "NodePool",

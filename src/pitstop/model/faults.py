@@ -14,6 +14,10 @@ Faults are deterministic: the same scenario, seed and sequence of calls give the
 ``canaryErrorRate``    the ``error_rate`` metric of a cluster rises to ``errorRate`` while any of
                        its nodes (of ``pool`` if given) runs an upgraded kubelet or runtime
 ``pdbNeverAllows``     a PodDisruptionBudget whose ``disruptionsAllowed`` is forced to 0
+``metricRegression``   a signal of the twin's metric series (``pod-startup-p99`` …, see
+                       ``pitstop.twin.metrics``) is ``shift`` × higher (0.30 = +30 %) on upgraded
+                       nodes (of ``pool``, or only ``nodes``), from ``after`` past each node's
+                       upgrade: what the canary judge is to catch
 ``processCrash``       the executor's process dies: at virtual time ``at``, or on the call after
                        the ``afterCalls``-th destructive call; fires once
 =====================  ==========================================================================
@@ -21,6 +25,7 @@ Faults are deterministic: the same scenario, seed and sequence of calls give the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -41,6 +46,7 @@ __all__ = [
     "Fault",
     "FaultScenario",
     "FaultScenarioSpec",
+    "MetricRegression",
     "NodeNeverReady",
     "PdbNeverAllows",
     "ProcessCrash",
@@ -113,6 +119,23 @@ class PdbNeverAllows(SpecModel):
         return value
 
 
+class MetricRegression(SpecModel):
+    """A regression the canary judge should see: on upgraded nodes, ``signal`` is multiplied
+    by ``1 + shift`` from ``after`` past the node's upgrade (the twin's series,
+    ``pitstop.twin.metrics``)."""
+
+    type: Literal["metricRegression"]
+    cluster: ClusterName | None = None
+    signal: str = Field(min_length=1, max_length=200,
+                        description="one of the twin's signals, e.g. pod-startup-p99")
+    shift: float = Field(gt=-1.0, le=100.0, description="relative: 0.30 = +30 %")
+    pool: PoolName | None = Field(default=None, description="only upgraded nodes of this pool")
+    nodes: list[NodeName] = Field(default_factory=list,
+                                  description="only these nodes (once upgraded); any if empty")
+    after: Duration = Field(default=timedelta(0),
+                            description="how long after a node's upgrade the shift begins")
+
+
 class ProcessCrash(SpecModel):
     type: Literal["processCrash"]
     at: Duration | None = Field(default=None, description="virtual time since the twin began")
@@ -128,7 +151,7 @@ class ProcessCrash(SpecModel):
 
 Fault = Annotated[
     NodeNeverReady | RuntimeUpgradeFails | ApiserverLatency | CanaryErrorRate | PdbNeverAllows
-    | ProcessCrash,
+    | MetricRegression | ProcessCrash,
     Field(discriminator="type"),
 ]
 

@@ -4,15 +4,25 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from pitstop.model.common import API_VERSION, Metadata, SpecModel
-from pitstop.model.limits import MAX_JUDGE_METRICS
+from pitstop.model.common import API_VERSION, Duration, Metadata, SpecModel
+from pitstop.model.limits import MAX_GATE_COUNT, MAX_JUDGE_METRICS
 
-__all__ = ["JudgeConfig", "JudgeEffectSize", "JudgeMetric", "JudgeSpec", "JudgeThresholds",
-           "MetricName", "metric_name_problem"]
+__all__ = [
+    "CanaryJudgePolicy",
+    "JudgeConfig",
+    "JudgeEffectSize",
+    "JudgeMetric",
+    "JudgeSoak",
+    "JudgeSpec",
+    "JudgeThresholds",
+    "MetricName",
+    "metric_name_problem",
+]
 
 _METRIC_RE = re.compile(r"^[A-Za-z_:][-A-Za-z0-9_:.]{0,199}$")
 
@@ -102,3 +112,52 @@ class JudgeConfig(SpecModel):
     kind: Literal["JudgeConfig"] = "JudgeConfig"
     metadata: Metadata = Field(default_factory=lambda: Metadata(name="judge"))
     spec: JudgeSpec = Field(default_factory=JudgeSpec)
+
+
+class JudgeSoak(SpecModel):
+    """A judged soak: at least ``min``, at most ``max``; the judge decides in between."""
+
+    min: Duration = Field(description="the soak never ends before this, even on a pass")
+    max: Duration = Field(description="a marginal verdict extends the soak up to this, then "
+                          "the run pauses")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> JudgeSoak:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min}). Fix: make max at "
+                             "least min")
+        return self
+
+
+class CanaryJudgePolicy(SpecModel):
+    """``spec.canaryJudge`` of an UpgradePolicy: the canary judge as a gate after every canary
+    node step (its nodes against the not yet upgraded nodes of the pool, else of the cluster),
+    measured ``count`` times ``interval`` apart over the last ``lookback`` of each node's
+    series; pass → Successful, marginal → Inconclusive (the run pauses), fail → Failed (the
+    wave rolls back). With ``soak``, the canary step's soak is judged too (docs/judge.md)."""
+
+    lookback: Duration = Field(default=timedelta(minutes=5),
+                               description="the window of samples judged at each measurement")
+    step: Duration = Field(default=timedelta(seconds=30),
+                           description="the resolution of the series (query step)")
+    interval: Duration = Field(default=timedelta(seconds=60))
+    count: int = Field(default=3, ge=1, le=MAX_GATE_COUNT)
+    soak: JudgeSoak | None = Field(default=None, description="judge the canary soak: end it "
+                                   "early on a pass after min, extend it while marginal up to "
+                                   "max")
+    judge: JudgeSpec = Field(description="the judge's settings and metrics, as a JudgeConfig's "
+                             "spec (docs/judge.md)")
+
+    @model_validator(mode="after")
+    def _metrics(self) -> CanaryJudgePolicy:
+        if not self.judge.metrics:
+            raise ValueError("judge.metrics is empty: the judge has nothing to compare. Fix: "
+                             "name the signals to judge, e.g. `pod-startup-p99: {direction: "
+                             "increase}`")
+        if self.step > self.lookback:
+            raise ValueError("step is longer than lookback: every window would hold one "
+                             "sample at most. Fix: make step shorter than lookback")
+        if self.lookback.total_seconds() / max(self.step.total_seconds(), 1e-3) > 10_000:
+            raise ValueError("lookback / step is above 10000 samples per node. Fix: a longer "
+                             "step or a shorter lookback")
+        return self

@@ -24,6 +24,7 @@ from pitstop.model.common import (
     VersionStr,
     resolve_int_or_percent,
 )
+from pitstop.model.judge import CanaryJudgePolicy
 from pitstop.model.limits import (
     EARLIEST_TIME,
     LATEST_TIME,
@@ -422,6 +423,9 @@ class UpgradePolicySpec(SpecModel):
         default_factory=dict, description="interval/count/failureLimit of built-in gates")
     max_parallel_clusters: int = Field(default=0, ge=0, le=MAX_COUNT,
                                        description="across a wave; 0 = no limit")
+    canary_judge: CanaryJudgePolicy | None = Field(
+        default=None, description="the statistical canary judge after canary node steps "
+        "(docs/judge.md)")
 
     @model_validator(mode="after")
     def _unique_waves(self) -> UpgradePolicySpec:

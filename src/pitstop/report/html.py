@@ -28,6 +28,10 @@ the page shows them relative to ``started`` (``h:mm`` on the axes, ``h:mm:ss`` i
       "gates": [{"step": str, "gate": str,
                  "phase": "Successful" | "Failed" | "Inconclusive" | "Error" | "Running",
                  "message": str, "at": float}],
+      "judgements": [{"step": str, "when": "gate" | "soak", "at": float,
+                      "count": int, "verdicts": {"pass": int, ...},
+                      "judgement": {...}}],  # the canary judge's last, per step: the -o json
+                                             # document of `pitstop judge` (docs/judge.md)
       "rollbacks": [str],
       "stalls": [{"node": str, "pods": [str], "pdbs": [str], "at": float, "seconds": float}],
       "stories": [{"title": str, "lines": [str]}],          # optional narrative sections
@@ -39,7 +43,8 @@ Every key but ``started`` may be missing; a missing list is drawn as empty. What
 a header (status colour-coded, reason, target, run id), a summary, the stories, a Gantt chart
 of the steps by cluster and of every node's upgrade (one row per node, coloured by outcome),
 each workload's ready and desired replicas over time against its PDB floor, the gates (Error,
-a check that broke, drawn apart from Failed, a check that said no), the steps, the rollbacks
+a check that broke, drawn apart from Failed, a check that said no), the canary judge's last
+judgement per step with its per-metric table (when it ran), the steps, the rollbacks
 and the stalls.
 
 Large runs stay readable: at most :data:`MAX_NODE_ROWS` node rows are drawn (the nodes that did
@@ -759,6 +764,61 @@ def _gates(data: Mapping[str, Any], clock: _Clock) -> str:
             f"{''.join(rows[:MAX_TABLE_ROWS])}</tbody></table></section>")
 
 
+_VERDICTS = {"pass": "successful", "marginal": "inconclusive", "fail": "failed"}
+_CLASSES = {"Pass": "successful", "High": "failed", "Low": "failed", "NodataFail": "error"}
+
+
+def _g(value: object, fmt: str = ".4g") -> str:
+    v = _num(value)
+    return "—" if v is None else format(v, fmt)
+
+
+def _judgement(entry: Mapping[str, Any], clock: _Clock) -> str:
+    j = _dict(entry.get("judgement"))
+    verdict = _str(j.get("verdict"))
+    cls = _VERDICTS.get(verdict, "unknown")
+    rows = []
+    for m in (_dict(x) for x in _list(j.get("metrics"))):
+        label = _str(m.get("classification"))
+        interval = _dict(m.get("interval"))
+        shown = (f"{_g(interval.get('lower'))} .. {_g(interval.get('upper'))}" if interval
+                 else "—")
+        change = _num(m.get("relativeChange"))
+        rows.append(
+            f'<tr class="judge-metric"><td class="mono">{_e(m.get("metric"))}</td>'
+            f'<td><span class="phase ph-{_CLASSES.get(label, "unknown")}">{_e(label or "?")}'
+            f'</span></td><td class="num">{_e(_g(m.get("canaryCount"), ".0f"))} / '
+            f'{_e(_g(m.get("baselineCount"), ".0f"))}</td><td class="num">{_e(_g(m.get("u")))}</td>'
+            f'<td class="num">{_e(_g(m.get("p"), ".3g"))}</td>'
+            f'<td class="num">{_e(_g(m.get("effect")))}</td><td class="num nw">{_e(shown)}</td>'
+            f'<td class="num">{_e("—" if change is None else f"{change * 100:+.1f} %")}</td>'
+            f'<td class="msg">{_e(m.get("reason"))}</td></tr>')
+    counts = ", ".join(f"{_e(k)} ×{_e(v)}" for k, v in _dict(entry.get("verdicts")).items())
+    when = "during the soak" if entry.get("when") == "soak" else "as a gate"
+    return (f'<div class="judgement j-{cls}"><h3><span class="mono">{_e(entry.get("step"))}'
+            f'</span> <span class="phase ph-{cls}">{_e(verdict or "?")}</span> '
+            f'{_e(j.get("decision"))} · score {_e(_g(j.get("score"), "g"))}</h3>'
+            f'<p class="msg">{_e(j.get("reason"))}</p><p class="hint">the last of '
+            f'{_e(entry.get("count", 1))} judgement(s) ({counts}); judged {when} at '
+            f'{_e(clock.rel(_num(entry.get("at"))))}, confidence {_e(_g(j.get("confidence")))}'
+            f'</p><table class="list judge"><thead><tr><th>metric</th><th>classification</th>'
+            f'<th class="num">n canary / baseline</th><th class="num">U</th>'
+            f'<th class="num">p</th><th class="num">effect</th><th class="num">interval</th>'
+            f'<th class="num">mean change</th><th>reason</th></tr></thead><tbody>'
+            f"{''.join(rows[:MAX_TABLE_ROWS])}</tbody></table></div>")
+
+
+def _judgements(data: Mapping[str, Any], clock: _Clock) -> str:
+    entries = [_dict(e) for e in _list(data.get("judgements"))]
+    if not entries:
+        return ""
+    return ('<section id="judge"><h2>Canary judge</h2><p class="hint">Per metric, the canary '
+            "nodes' samples against the baseline's (Mann-Whitney U, its two-sided p, the "
+            "Hodges-Lehmann effect and its interval): pass → proceed, marginal → pause for a "
+            "person, fail → roll back</p>"
+            + "".join(_judgement(e, clock) for e in entries[:MAX_CHARTS]) + "</section>")
+
+
 def _steps_table(data: Mapping[str, Any], clock: _Clock) -> str:
     steps = [_dict(s) for s in _list(data.get("steps"))]
     if not steps:
@@ -913,6 +973,7 @@ white-space:nowrap}
 .ph-error{background:var(--error);color:#fde047}
 .ph-inconclusive{background:#fef3c7;color:#92400e}.ph-running{background:#dbeafe;color:#1e40af}
 .ph-unknown{background:#e5e7eb}
+.judgement h3{font-size:1em;margin:.8em 0 .2em}
 tr.g-error td{background:#f3f4f6}tr.g-failed td{background:#fef2f2}
 .pill.s-done{background:#dcfce7;color:#166534}.pill.s-failed{background:#fee2e2;color:#991b1b}
 .pill.s-rolled-back{background:#ede9fe;color:#5b21b6}.pill.s-paused{background:#fef3c7;
@@ -956,6 +1017,7 @@ def render_html(data: dict[str, Any]) -> str:
         _gantt(data, clock),
         _availability(data, clock),
         _gates(data, clock),
+        _judgements(data, clock),
         _steps_table(data, clock),
         _incidents(data, clock),
     ])

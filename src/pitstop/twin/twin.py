@@ -45,6 +45,7 @@ from pitstop.model import FaultScenario, Fleet
 from pitstop.twin import actions, views
 from pitstop.twin.build import build_world, link_pdbs
 from pitstop.twin.faults import FaultBook, SimulatedCrash
+from pitstop.twin.metrics import TwinMetrics
 from pitstop.twin.state import (
     ClusterState,
     NodeState,
@@ -264,6 +265,11 @@ class Twin:
     @property
     def clock(self) -> TwinClock:
         return self._clock
+
+    @property
+    def metrics(self) -> TwinMetrics:
+        """The twin's metric series (:mod:`pitstop.twin.metrics`): what telemetry gates read."""
+        return TwinMetrics(self.world)
 
     def observe(self, cluster: str) -> ClusterObservation:
         self._guard()
