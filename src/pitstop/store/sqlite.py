@@ -12,8 +12,9 @@ kills itself with SIGKILL just before its N-th write of a step status, an intent
 outcome or an audit record about the step (1-based; ``journal-write:STEP:N`` counts only the
 writes of step STEP and of its rollback). The state on disk is exactly that of a process
 killed at that instant from outside: before an intent is written, the effect was not made;
-before an outcome, it was made and not recorded. So a test can crash a run at every position of a step, not only at random ones
-(``tests/executor/test_crash_resume.py``). Unset, it costs one comparison per write.
+before an outcome, it was made and not recorded. So a test can crash a run at every position
+of a step, not only at random ones (``tests/executor/test_crash_resume.py``). Unset, it costs
+one comparison per write.
 """
 
 from __future__ import annotations
