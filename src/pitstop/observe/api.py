@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-__all__ = ["NO_TELEMETRY", "Attr", "NoTelemetry", "Span", "Telemetry", "activate", "active"]
+__all__ = ["NO_SPAN", "NO_TELEMETRY", "Attr", "NoTelemetry", "Span", "Telemetry", "activate",
+           "active"]
 
 Attr = str | int | float | bool
 
@@ -81,7 +82,8 @@ class _NoSpan:
         return None
 
 
-_NO_SPAN = _NoSpan()
+NO_SPAN: Span = _NoSpan()
+"""The span of work nobody traces: every call does nothing."""
 
 
 class NoTelemetry:
@@ -90,10 +92,10 @@ class NoTelemetry:
     @contextmanager
     def span(self, name: str, parent: Span | None = None,
              **attributes: Attr) -> Iterator[Span]:
-        yield _NO_SPAN
+        yield NO_SPAN
 
     def start_span(self, name: str, parent: Span | None = None, **attributes: Attr) -> Span:
-        return _NO_SPAN
+        return NO_SPAN
 
     def current(self) -> Span | None:
         return None

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pitstop.observe.api import Attr, Span
+from pitstop.observe.api import NO_SPAN, Attr, Span
 from pitstop.observe.metrics import Metrics, MetricsServer, parse_address
 
 __all__ = ["LOG_FORMATS", "Session", "TelemetryOptions", "run_trace_id"]
@@ -102,15 +102,6 @@ class _OtelSpan:
         self.span.end()
 
 
-class _NoSpan:
-    def set(self, key: str, value: Attr) -> None:
-        return None
-
-    def fail(self, message: str) -> None:
-        return None
-
-    def end(self) -> None:
-        return None
 
 
 class Session:
@@ -176,7 +167,7 @@ class Session:
     # -- spans ---------------------------------------------------------------------------
     def _start(self, name: str, parent: Span | None, attributes: dict[str, Attr]) -> Span:
         if self._tracer is None:
-            return _NoSpan()
+            return NO_SPAN
         ctx = None
         if isinstance(parent, _OtelSpan):
             ctx = trace.set_span_in_context(parent.span)
