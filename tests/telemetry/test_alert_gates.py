@@ -20,6 +20,7 @@ from pitstop.planner import make_plan
 from pitstop.telemetry import PrometheusEndpoint, PrometheusSource
 from pitstop.twin import Twin
 from tests.executor.test_executor import CAT, START, TARGET, fleet_doc
+from tests.telemetry.backends import WithoutMetrics
 
 WAIT_S = 30.0
 
@@ -146,19 +147,6 @@ def test_without_a_metric_source_alert_gates_pause_naming_what_to_configure(
                      {"kind": "twin", "state": "twin.sqlite", "seed": 1})
     twin = Twin.create(fleet, seed=1, state_path=run.path / "twin.sqlite",
                        start=START.timestamp())
-    result = Executor(run, _WithoutMetrics(twin)).execute()  # type: ignore[arg-type]
+    result = Executor(run, WithoutMetrics(twin)).execute()  # type: ignore[arg-type]
     assert result.status == "paused"
     assert "telemetry.prometheus.url" in result.reason
-
-
-class _WithoutMetrics:
-    """The twin as a backend with no metric source (the twin is its own source; a real
-    backend without telemetry configured has none): every attribute but ``metrics``."""
-
-    def __init__(self, twin: Twin) -> None:
-        self._twin = twin
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "metrics":
-            raise AttributeError(name)
-        return getattr(self._twin, name)

@@ -23,6 +23,7 @@ from pitstop.planner.plan import Phase as PlanPhase
 from pitstop.telemetry import PrometheusEndpoint, PrometheusSource
 from pitstop.twin import Twin
 from tests.executor.test_executor import fleet_doc
+from tests.telemetry.backends import WithoutMetrics
 
 WAIT_S = 30.0  # every wait for a scrape or a rule evaluation (1s each) is bounded by this
 
@@ -307,21 +308,8 @@ def test_no_metric_source_is_an_error_naming_what_to_configure(tmp_path: Path) -
     gate = CustomGate.model_validate({"name": "prom", "query": "up", "phases": ["nodes"],
                                       "failureCondition": "result < 1",
                                       "consecutiveErrorLimit": 0})
-    outcome = evaluate_gates(_WithoutMetrics(twin), _node_step(), ["n1"], 1.0,  # type: ignore[arg-type]
+    outcome = evaluate_gates(WithoutMetrics(twin), _node_step(), ["n1"], 1.0,  # type: ignore[arg-type]
                              [gate])
     status = outcome.gates[-1]
     assert status.status is Phase.ERROR
     assert "telemetry.prometheus.url" in status.message
-
-
-class _WithoutMetrics:
-    """The twin as a backend with no metric source (the twin is its own source; a real
-    backend without telemetry configured has none): every attribute but ``metrics``."""
-
-    def __init__(self, twin: Twin) -> None:
-        self._twin = twin
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "metrics":
-            raise AttributeError(name)
-        return getattr(self._twin, name)
